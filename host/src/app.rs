@@ -1,0 +1,238 @@
+//! [`Tessera`]: one data directory, its store, the plugin runtime, and the operations the CLI
+//! and the tests drive (import, install, run).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::config::Config;
+use crate::imaging::{ImagingError, Slide};
+use crate::plugins::{self, MANIFEST_FILE, Manifest, ManifestError};
+use crate::runtime::{LoadedPlugin, PluginLimits, Runtime, RuntimeError};
+use crate::store::{ImageRecord, PluginRecord, Store, StoreError};
+
+/// Why an operation failed; each variant names the thing it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An image could not be read.
+    #[error("{path}: {source}")]
+    Image {
+        /// The file or image id.
+        path: String,
+        /// What the decoder said.
+        source: ImagingError,
+    },
+    /// A manifest is invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A plugin failed to load or to run.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A plugin could not be installed.
+    #[error("cannot install plugin from {source_path}: {reason}")]
+    Install {
+        /// The plugin directory or component.
+        source_path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A request is invalid (a parameter, a path...).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An open data directory with its plugin runtime.
+pub struct Tessera {
+    config: Config,
+    store: Store,
+    runtime: Runtime,
+    loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+}
+
+impl Tessera {
+    /// Opens (creating if needed) the data directory of `config`.
+    pub fn open(config: Config) -> anyhow::Result<Tessera> {
+        let store = Store::open(&config.data_dir)?;
+        let runtime = Runtime::new(&store.cache_dir())?;
+        Ok(Tessera {
+            config,
+            store,
+            runtime,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The plugin runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Imports an image file. The file is decoded first; only a readable image is stored.
+    /// Importing the same bytes again returns the existing record and `false`.
+    pub fn import_file(&self, path: &Path) -> Result<(ImageRecord, bool), Error> {
+        let shown = path.display().to_string();
+        let image_error = |source| Error::Image {
+            path: shown.clone(),
+            source,
+        };
+        if !path.is_file() {
+            return Err(image_error(ImagingError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such file",
+            ))));
+        }
+        let slide = Slide::open(path, &self.config.image_limits).map_err(image_error)?;
+
+        let (digest, size_bytes) = self.store.put_blob_file(path)?;
+        let id = format!("img-{}", &digest[..16]);
+        if let Some(existing) = self.store.image(&id)? {
+            return Ok((existing, false));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| id.clone());
+        let record = ImageRecord {
+            id,
+            name,
+            digest,
+            size_bytes,
+            info: slide.info().clone(),
+            imported_at: crate::time::now(),
+        };
+        self.store.put_image(&record)?;
+        tracing::info!(image = %record.id, name = %record.name, "imported");
+        Ok((record, true))
+    }
+
+    /// Finds an image by id, or by the file name it was imported from.
+    pub fn find_image(&self, key: &str) -> Result<ImageRecord, Error> {
+        if let Some(image) = self.store.image(key)? {
+            return Ok(image);
+        }
+        let mut by_name = self.store.images()?.into_iter().filter(|i| i.name == key);
+        match (by_name.next(), by_name.next()) {
+            (Some(image), None) => Ok(image),
+            (Some(_), Some(_)) => Err(Error::Invalid(format!(
+                "several images are named `{key}`; use the image id"
+            ))),
+            _ => Err(Error::NotFound(format!("no image `{key}` in the store"))),
+        }
+    }
+
+    /// Opens the pixels of a stored image.
+    pub fn open_slide(&self, image: &ImageRecord) -> Result<Arc<Slide>, Error> {
+        let path = self.store.blob_path(&image.digest);
+        let slide = Slide::open(&path, &self.config.image_limits).map_err(|source| {
+            Error::Image {
+                path: format!("image {}", image.id),
+                source,
+            }
+        })?;
+        Ok(Arc::new(slide))
+    }
+
+    /// Installs a plugin from a directory holding `tessera.toml`; the component is `component`
+    /// when given, else found by [`plugins::locate_component`]. Nothing is stored unless every
+    /// check passes.
+    pub fn install_plugin(
+        &self,
+        dir: &Path,
+        component: Option<&Path>,
+    ) -> Result<PluginRecord, Error> {
+        let install_error = |reason: String| Error::Install {
+            source_path: dir.display().to_string(),
+            reason,
+        };
+
+        // 1. The manifest.
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
+            install_error(format!("cannot read {}: {e}", manifest_path.display()))
+        })?;
+        let manifest = Manifest::parse(&text, &manifest_path.display().to_string())?;
+        let id = manifest.plugin.id.clone();
+
+        // 2. The component: compiled, linked, instantiated and described before anything is
+        //    written.
+        let component_path = match component {
+            Some(p) => p.to_path_buf(),
+            None => plugins::locate_component(dir, &id).ok_or_else(|| {
+                install_error(format!(
+                    "no component found for `{id}` (looked for {}.wasm in the directory and \
+                     in target/wasm32-wasip2/release); hint: build it with \
+                     `cargo build --release --target wasm32-wasip2 -p {id}`",
+                    id.replace('-', "_")
+                ))
+            })?,
+        };
+        let bytes = std::fs::read(&component_path).map_err(|e| {
+            install_error(format!("cannot read {}: {e}", component_path.display()))
+        })?;
+        let digest = crate::runtime::cache::sha256_hex(&bytes);
+        let limits = PluginLimits::clamped(manifest.memory_bytes(), manifest.call_time());
+        let loaded =
+            self.runtime
+                .load(&id, &manifest.plugin.version, &bytes, &digest, limits)?;
+        let info = loaded.describe()?;
+        plugins::check_description(&manifest, &info)
+            .map_err(|e| install_error(format!("plugin `{id}`: {e}")))?;
+
+        // 3. Store the component, then the record that points to it.
+        self.store.put_blob_bytes(&bytes)?;
+        let record = PluginRecord {
+            manifest,
+            component_digest: digest.clone(),
+            installed_at: crate::time::now(),
+        };
+        self.store.put_plugin(&record)?;
+        self.lock_loaded().insert(digest, Arc::new(loaded));
+        tracing::info!(plugin = %id, version = %record.manifest.plugin.version, "installed");
+        Ok(record)
+    }
+
+    /// The installed plugin `id`, loaded and ready to run.
+    pub fn plugin(&self, id: &str) -> Result<(PluginRecord, Arc<LoadedPlugin>), Error> {
+        let record = self.store.plugin(id)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "no plugin `{id}` is installed; hint: `tessera plugin list` shows what is"
+            ))
+        })?;
+        let digest = &record.component_digest;
+        if let Some(loaded) = self.lock_loaded().get(digest) {
+            return Ok((record.clone(), loaded.clone()));
+        }
+        let bytes = self.store.read_blob(digest)?;
+        let m = &record.manifest;
+        let limits = PluginLimits::clamped(m.memory_bytes(), m.call_time());
+        let loaded = Arc::new(self.runtime.load(
+            id,
+            &m.plugin.version,
+            &bytes,
+            digest,
+            limits,
+        )?);
+        self.lock_loaded().insert(digest.clone(), loaded.clone());
+        Ok((record, loaded))
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LoadedPlugin>>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,217 @@
+//! Command-line flags, parsed once into a [`tessera::Config`], and the commands themselves.
+
+mod demo;
+pub mod output;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tessera::config::{DATA_DIR_ENV, DEFAULT_DATA_DIR};
+use tessera::jobs::{self, RunOptions};
+use tessera::plugins::params::split_assignment;
+use tessera::{Config, Tessera};
+
+/// Digital pathology data lake and app catalog with sandboxed WebAssembly plugins.
+#[derive(Parser)]
+#[command(name = "tessera", version, about)]
+pub struct Cli {
+    /// Data directory (metadata, blobs, caches, results).
+    #[arg(long, global = true, env = DATA_DIR_ENV, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+
+    /// More log output (-v: info, -vv: debug). `RUST_LOG` overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import image files (PNG, JPEG, TIFF, SVS) or every image in a directory.
+    Import {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Install and list plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// List the images in the store.
+    Images,
+    /// Run a plugin on an image (an id or name in the store, or a file, imported first).
+    Run {
+        /// Plugin id.
+        plugin: String,
+        /// Image id, image name, or path to an image file.
+        image: String,
+        /// A parameter, `name=value`; repeat for more.
+        #[arg(long = "param", short = 'p')]
+        params: Vec<String>,
+        /// Also write the GeoJSON FeatureCollection to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The main job: import the bundled samples, install the first-party plugins, run them all.
+    Demo {
+        /// Directory of sample images.
+        #[arg(long, default_value = "examples/data")]
+        samples: PathBuf,
+        /// Directory of first-party plugins (each with a tessera.toml, built for wasm32-wasip2).
+        #[arg(long, default_value = "plugins")]
+        plugins: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Validate and install a plugin from its directory (tessera.toml + component).
+    Install {
+        /// The plugin directory.
+        dir: PathBuf,
+        /// The component file, when it is not `<dir>/<id>.wasm` or in the cargo target dir.
+        #[arg(long)]
+        component: Option<PathBuf>,
+    },
+    /// List installed plugins with their parameters and limits.
+    List,
+}
+
+/// Sends `tracing` output to stderr; quiet by default so progress bars stay readable.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,tessera=info",
+        _ => "debug,cranelift=info,wasmtime=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::new(cli.data_dir);
+    let open = || {
+        Tessera::open(config.clone())
+            .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))
+    };
+    match cli.command {
+        Command::Import { paths } => import(&open()?, &paths),
+        Command::Images => {
+            output::images(&open()?.store().images()?);
+            Ok(())
+        }
+        Command::Plugin { command } => match command {
+            PluginCommand::Install { dir, component } => {
+                let t = open()?;
+                let record = t.install_plugin(&dir, component.as_deref())?;
+                output::installed(&record);
+                Ok(())
+            }
+            PluginCommand::List => {
+                output::plugins(&open()?.store().plugins()?);
+                Ok(())
+            }
+        },
+        Command::Run {
+            plugin,
+            image,
+            params,
+            out,
+        } => run_one(&open()?, &plugin, &image, &params, out.as_deref()),
+        Command::Demo { samples, plugins } => demo::run(&open()?, &samples, &plugins),
+    }
+}
+
+/// The image files in `paths` (directories are listed, non-image extensions skipped there).
+pub fn image_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "svs"];
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot list {}", path.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+                })
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn import(t: &Tessera, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let files = image_files(paths)?;
+    let mut failed = 0;
+    for file in &files {
+        match t.import_file(file) {
+            Ok((record, new)) => output::imported(&record, new),
+            Err(e) => {
+                failed += 1;
+                output::error(&anyhow::Error::from(e));
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} files could not be imported", files.len());
+    }
+    Ok(())
+}
+
+fn run_one(
+    t: &Tessera,
+    plugin: &str,
+    image: &str,
+    raw_params: &[String],
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let params = raw_params
+        .iter()
+        .map(|p| split_assignment(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let record = if Path::new(image).is_file() && t.find_image(image).is_err() {
+        t.import_file(Path::new(image))?.0
+    } else {
+        t.find_image(image)?
+    };
+
+    let bar = output::run_bar(&format!("{plugin} on {}", record.name));
+    let progress_bar = bar.clone();
+    let options = RunOptions {
+        params,
+        progress: Some(Arc::new(move |done, total| {
+            progress_bar.set_length(total);
+            progress_bar.set_position(done);
+        })),
+        ..RunOptions::default()
+    };
+    let outcome = jobs::run_on_image(t, plugin, &record, options);
+    bar.finish_and_clear();
+    let outcome = outcome?;
+
+    if let Some(out) = out {
+        std::fs::write(out, &outcome.geojson)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    output::run_summary(&record, &outcome, out);
+    Ok(())
+}

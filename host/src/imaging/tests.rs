@@ -1,0 +1,865 @@
+//! Tests of [`Slide`] on the bundled sample images, on TIFFs written by hand here, and on broken
+//! files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data");
+
+fn data(name: &str) -> PathBuf {
+    Path::new(DATA).join(name)
+}
+
+fn reference() -> serde_json::Value {
+    let text = std::fs::read_to_string(data("reference.json")).expect("reference.json");
+    serde_json::from_str(&text).expect("reference.json parses")
+}
+
+fn open(path: &Path) -> Slide {
+    Slide::open(path, &Limits::default()).expect("opens")
+}
+
+fn open_err(path: &Path) -> ImagingError {
+    match Slide::open(path, &Limits::default()) {
+        Ok(_) => panic!("{} opened but should not", path.display()),
+        Err(e) => e,
+    }
+}
+
+fn read_level(slide: &Slide, level: u32) -> Vec<u8> {
+    let info = slide.info().levels[level as usize];
+    slide
+        .read_region(level, Rect::new(0, 0, info.width, info.height))
+        .expect("reads the whole level")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn channel_means(rgb: &[u8]) -> [f64; 3] {
+    let mut sums = [0u64; 3];
+    for pixel in rgb.chunks_exact(3) {
+        (0..3).for_each(|c| sums[c] += u64::from(pixel[c]));
+    }
+    let n = (rgb.len() / 3) as f64;
+    sums.map(|s| s as f64 / n)
+}
+
+/// Cuts `rect` out of a whole level read as RGB8 of the given width.
+fn cut(level: &[u8], level_width: u32, rect: Rect) -> Vec<u8> {
+    let mut out = Vec::new();
+    for y in rect.y..rect.y + rect.height {
+        let start = (y * level_width + rect.x) as usize * 3;
+        out.extend_from_slice(&level[start..start + rect.width as usize * 3]);
+    }
+    out
+}
+
+/// Writes `bytes` to a new temporary file whose name ends in `suffix`.
+fn temp_file(suffix: &str, bytes: &[u8]) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .prefix("tessera-imaging-")
+        .suffix(suffix)
+        .tempfile()
+        .expect("temp file");
+    file.write_all(bytes).expect("writes");
+    file.flush().expect("flushes");
+    file
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sample images
+
+#[test]
+fn png_decodes_to_the_reference_pixels() {
+    let slide = open(&data("skimage_ihc.png"));
+    let info = slide.info();
+    assert_eq!(info.format, ImageFormat::Png);
+    assert_eq!((info.width, info.height), (512, 512));
+    assert_eq!(info.microns_per_pixel, None);
+
+    let expected = reference()["images"]["skimage_ihc.png"]["decoded_rgb_sha256"].clone();
+    assert_eq!(sha256_hex(&read_level(&slide, 0)), expected.as_str().expect("hash"));
+}
+
+#[test]
+fn flat_images_get_virtual_levels_down_to_256_pixels() {
+    let slide = open(&data("skimage_ihc.png"));
+    let levels = &slide.info().levels;
+    assert_eq!(
+        levels,
+        &[
+            LevelInfo {
+                width: 512,
+                height: 512,
+                downsample: 1.0
+            },
+            LevelInfo {
+                width: 256,
+                height: 256,
+                downsample: 2.0
+            },
+        ]
+    );
+}
+
+#[test]
+fn pyramid_tiff_levels_match_the_reference_hashes_bit_exactly() {
+    let slide = open(&data("openslide_boxes_pyramid.tiff"));
+    let reference = reference();
+    let expected = reference["fixtures"]["openslide_boxes_pyramid.tiff"]["levels"]
+        .as_array()
+        .expect("levels");
+    let info = slide.info();
+    assert_eq!(info.format, ImageFormat::Tiff);
+    assert_eq!(info.levels.len(), expected.len(), "no virtual levels below 37x31");
+    // Its resolution tags say 72 dpi in pixels per centimetre: a default, not a measurement.
+    assert_eq!(info.microns_per_pixel, None);
+
+    for (level, want) in expected.iter().enumerate() {
+        let shape = &want["shape"];
+        let got = info.levels[level];
+        assert_eq!(u64::from(got.height), shape[0].as_u64().expect("h"));
+        assert_eq!(u64::from(got.width), shape[1].as_u64().expect("w"));
+        assert_eq!(got.downsample, 300.0 / f64::from(got.width));
+
+        let pixels = read_level(&slide, level as u32);
+        let hash = want["decoded_sha256"].as_str().expect("hash");
+        assert_eq!(sha256_hex(&pixels), hash, "level {level}");
+    }
+}
+
+#[test]
+fn svs_has_one_native_level_plus_virtual_levels_and_its_aperio_mpp() {
+    let slide = open(&data("cmu_small_region.svs"));
+    let info = slide.info();
+    let sizes: Vec<(u32, u32)> = info.levels.iter().map(|l| (l.width, l.height)).collect();
+    // The stripped thumbnail, label and macro pages are not levels.
+    assert_eq!(
+        sizes,
+        [(2220, 2967), (1110, 1484), (555, 742), (278, 371), (139, 186)]
+    );
+    let downsamples: Vec<f64> = info.levels.iter().map(|l| l.downsample).collect();
+    assert_eq!(downsamples, [1.0, 2.0, 4.0, 8.0, 16.0]);
+    assert_eq!(info.microns_per_pixel, Some(0.499));
+}
+
+#[test]
+fn svs_level_0_channel_means_are_within_half_a_grey_level_of_the_reference() {
+    let slide = open(&data("cmu_small_region.svs"));
+    let means = channel_means(&read_level(&slide, 0));
+    let reference = reference();
+    let expected = &reference["images"]["cmu_small_region.svs#level0"]["decoded_rgb_channel_means"];
+    for c in 0..3 {
+        let want = expected[c].as_f64().expect("mean");
+        assert!((means[c] - want).abs() < 0.5, "channel {c}: {} vs {want}", means[c]);
+    }
+}
+
+#[test]
+fn a_region_equals_the_same_window_cut_from_a_full_read() {
+    let slide = open(&data("cmu_small_region.svs"));
+    let whole = read_level(&slide, 0);
+    // Crosses tile borders in both directions and ends on the cropped last tile column.
+    for rect in [
+        Rect::new(100, 230, 500, 300),
+        Rect::new(2100, 2900, 120, 67),
+        Rect::new(239, 239, 2, 2),
+    ] {
+        let region = slide.read_region(0, rect).expect("reads");
+        assert_eq!(region, cut(&whole, 2220, rect), "{rect}");
+    }
+}
+
+#[test]
+fn virtual_level_pixels_are_the_means_of_their_level_0_blocks() {
+    let slide = open(&data("cmu_small_region.svs"));
+    let whole = read_level(&slide, 0);
+    let level1 = read_level(&slide, 1);
+    assert_eq!(level1.len(), 1110 * 1484 * 3);
+
+    // The last row of level 1 covers the single last row of level 0 (2967 is odd).
+    for (x, y) in [(0, 0), (555, 700), (1109, 1483)] {
+        for c in 0..3 {
+            let mut sum = 0u32;
+            let mut count = 0u32;
+            for sy in 2 * y..(2 * y + 2).min(2967) {
+                for sx in 2 * x..2 * x + 2 {
+                    sum += u32::from(whole[(sy * 2220 + sx) as usize * 3 + c]);
+                    count += 1;
+                }
+            }
+            let want = (sum + count / 2) / count;
+            let got = level1[(y * 1110 + x) as usize * 3 + c];
+            assert_eq!(u32::from(got), want, "pixel ({x}, {y}) channel {c}");
+        }
+    }
+
+    let level0_means = channel_means(&whole);
+    for level in 1..5 {
+        let means = channel_means(&read_level(&slide, level));
+        for c in 0..3 {
+            assert!((means[c] - level0_means[c]).abs() < 1.0, "level {level} channel {c}");
+        }
+    }
+
+    let window = Rect::new(300, 400, 200, 100);
+    let region = slide.read_region(1, window).expect("reads");
+    assert_eq!(region, cut(&level1, 1110, window));
+}
+
+#[test]
+fn regions_read_on_several_threads_match_a_serial_read() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Slide>();
+
+    let slide = Arc::new(open(&data("cmu_small_region.svs")));
+    let whole = read_level(&slide, 0);
+    let handles: Vec<_> = (0..4u32)
+        .map(|i| {
+            let slide = Arc::clone(&slide);
+            std::thread::spawn(move || {
+                let rect = Rect::new(0, i * 700, 2220, 700);
+                (rect, slide.read_region(0, rect).expect("reads"))
+            })
+        })
+        .collect();
+    for handle in handles {
+        let (rect, pixels) = handle.join().expect("thread");
+        assert_eq!(pixels, cut(&whole, 2220, rect));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+#[test]
+fn a_zero_byte_file_is_refused_as_empty() {
+    let file = temp_file(".png", b"");
+    let err = open_err(file.path());
+    assert!(matches!(err, ImagingError::Empty));
+    assert_eq!(err.to_string(), "empty file");
+}
+
+#[test]
+fn a_text_file_named_tif_is_not_a_recognized_image() {
+    let file = temp_file("x.tif", b"hello, this is not a slide\n");
+    let err = open_err(file.path());
+    assert!(matches!(err, ImagingError::Unrecognized { .. }));
+    let message = err.to_string();
+    assert!(
+        message.starts_with("not a recognized image (starts with \"hello, this is n\")"),
+        "{message}"
+    );
+}
+
+#[test]
+fn truncated_png_is_refused_with_the_decoder_reason() {
+    let bytes = std::fs::read(data("skimage_ihc.png")).expect("png");
+    let file = temp_file(".png", &bytes[..bytes.len() / 2]);
+    let err = open_err(file.path());
+    let message = err.to_string();
+    assert!(
+        matches!(err, ImagingError::Corrupt { format: ImageFormat::Png, .. }),
+        "{message}"
+    );
+    assert!(message.starts_with("corrupt png: "), "{message}");
+    assert!(message.len() > "corrupt png: ".len() + 5, "{message}");
+}
+
+/// A classic little-endian TIFF header and one IFD claiming a 100000 × 100000 grey image in
+/// one strip of zero bytes: 122 bytes in all, no pixel data.
+fn huge_header_tiff() -> Vec<u8> {
+    let mut bytes = b"II\x2a\x00".to_vec();
+    bytes.extend_from_slice(&8u32.to_le_bytes()); // the IFD follows the header
+    let entries: [(u16, u16, u32); 9] = [
+        (256, 4, 100_000), // ImageWidth, LONG
+        (257, 4, 100_000), // ImageLength, LONG
+        (258, 3, 8),       // BitsPerSample, SHORT
+        (259, 3, 1),       // Compression: none
+        (262, 3, 1),       // PhotometricInterpretation: BlackIsZero
+        (273, 4, 122),     // StripOffsets: the end of this file
+        (277, 3, 1),       // SamplesPerPixel
+        (278, 4, 100_000), // RowsPerStrip: one strip
+        (279, 4, 0),       // StripByteCounts: no data
+    ];
+    bytes.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, kind, value) in entries {
+        bytes.extend_from_slice(&tag.to_le_bytes());
+        bytes.extend_from_slice(&kind.to_le_bytes());
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        if kind == 3 {
+            bytes.extend_from_slice(&(value as u16).to_le_bytes());
+            bytes.extend_from_slice(&[0, 0]);
+        } else {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    bytes.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    bytes
+}
+
+#[test]
+fn a_tiff_header_claiming_100000_by_100000_is_refused_as_too_large() {
+    let bytes = huge_header_tiff();
+    assert_eq!(bytes.len(), 122);
+    let file = temp_file(".tif", &bytes);
+    let err = open_err(file.path());
+    let message = err.to_string();
+    assert!(
+        matches!(
+            err,
+            ImagingError::TooLarge {
+                subject: Subject::FlatImage,
+                width: 100_000,
+                height: 100_000,
+                limit: MAX_FLAT_PIXELS,
+            }
+        ),
+        "{message}"
+    );
+    assert!(message.contains("100000x100000"), "{message}");
+    assert!(message.contains(&MAX_FLAT_PIXELS.to_string()), "{message}");
+}
+
+#[test]
+fn a_tiled_tiff_over_the_pixel_limit_is_refused_before_its_tiles_are_checked() {
+    let page = TestPage::rgb(300, 200, Some((64, 64)));
+    let file = temp_file(".tif", &write_tiff(&[page], false));
+    let limits = Limits {
+        max_pixels: 50_000,
+        ..Limits::default()
+    };
+    let err = Slide::open(file.path(), &limits).err().expect("refused");
+    assert!(
+        matches!(
+            err,
+            ImagingError::TooLarge {
+                subject: Subject::Image,
+                width: 300,
+                height: 200,
+                limit: 50_000
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn regions_outside_the_level_empty_or_too_large_and_missing_levels_are_refused() {
+    let slide = open(&data("openslide_boxes_pyramid.tiff"));
+
+    let err = slide.read_region(1, Rect::new(100, 100, 51, 10)).unwrap_err();
+    assert!(matches!(err, ImagingError::OutOfBounds { level: 1, .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "region 51x10 at (100, 100) is outside level 1, which is 150x125"
+    );
+
+    let err = slide.read_region(0, Rect::new(u32::MAX, 0, 2, 2)).unwrap_err();
+    assert!(matches!(err, ImagingError::OutOfBounds { .. }), "{err}");
+
+    let err = slide.read_region(0, Rect::new(0, 0, 0, 5)).unwrap_err();
+    assert!(matches!(err, ImagingError::EmptyRegion { .. }), "{err}");
+
+    let err = slide.read_region(4, Rect::new(0, 0, 1, 1)).unwrap_err();
+    assert_eq!(err.to_string(), "no level 4: the image has 4 levels, numbered from 0");
+
+    let big = TestPage::rgb(9000, 9000, Some((256, 256)));
+    let file = temp_file(".tif", &write_tiff(&[big], true));
+    let big = open(file.path());
+    let err = big.read_region(0, Rect::new(0, 0, 9000, 9000)).unwrap_err();
+    assert!(matches!(err, ImagingError::TooLarge { subject: Subject::Region, .. }), "{err}");
+}
+
+#[test]
+fn a_truncated_tiled_tiff_fails_at_open_naming_the_first_missing_tile() {
+    let full = write_tiff(&[TestPage::rgb(300, 250, Some((64, 64)))], false);
+    let file = temp_file(".tif", &full[..full.len() - 5000]);
+    let err = open_err(file.path());
+    let message = err.to_string();
+    assert!(
+        matches!(err, ImagingError::Corrupt { format: ImageFormat::Tiff, .. }),
+        "{message}"
+    );
+    assert!(message.contains("tile 19 of page 0 lies at bytes"), "{message}");
+    assert!(message.contains("truncated"), "{message}");
+}
+
+/// A small xorshift generator, so the mutations are the same on every run.
+struct Mutator(u64);
+
+impl Mutator {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Opens a damaged file and reads a corner of every level; any error is fine, a panic is not.
+fn open_and_read_corners(path: &Path) {
+    let Ok(slide) = Slide::open(path, &Limits::default()) else {
+        return;
+    };
+    for (level, info) in slide.info().levels.iter().enumerate() {
+        let rect = Rect::new(0, 0, info.width.min(512), info.height.min(512));
+        let _ = slide.read_region(level as u32, rect);
+    }
+}
+
+#[test]
+fn mutated_and_truncated_files_fail_cleanly_without_panicking() {
+    let jpeg_tiles = {
+        let mut page = TestPage::rgb(64, 48, Some((64, 48)));
+        page.jpeg_tiles = Some(vec![encode_jpeg(&gradient_rgb(64, 48), 64, 48)]);
+        page.photometric = 6;
+        write_tiff(&[page], true)
+    };
+    let originals = [
+        std::fs::read(data("openslide_boxes_pyramid.tiff")).expect("tiff"),
+        write_tiff(&[TestPage::rgb(100, 60, None)], false),
+        jpeg_tiles,
+        std::fs::read(data("skimage_ihc.png")).expect("png")[..4096].to_vec(),
+    ];
+    let scratch = temp_file(".bin", b"");
+    let mut mutator = Mutator(0x2545_f491_4f6c_dd1d);
+
+    for original in &originals {
+        for cut in [1, 4, 8, 9, 16, 100, original.len() / 2, original.len() - 1] {
+            std::fs::write(scratch.path(), &original[..cut.min(original.len())]).expect("write");
+            open_and_read_corners(scratch.path());
+        }
+        for _ in 0..300 {
+            let mut bytes = original.clone();
+            for _ in 0..1 + mutator.below(6) {
+                let at = mutator.below(bytes.len());
+                bytes[at] = mutator.next() as u8;
+            }
+            std::fs::write(scratch.path(), &bytes).expect("write");
+            open_and_read_corners(scratch.path());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TIFFs written by hand: layouts the samples do not cover
+
+#[test]
+fn bigtiff_with_cropped_edge_tiles_reads_every_pixel() {
+    let page = TestPage::rgb(150, 70, Some((32, 16)));
+    let expected = page.rgb8();
+    let file = temp_file(".tif", &write_tiff(&[page], true));
+    let slide = open(file.path());
+    assert_eq!(read_level(&slide, 0), expected);
+    let rect = Rect::new(31, 15, 100, 50);
+    assert_eq!(slide.read_region(0, rect).expect("reads"), cut(&expected, 150, rect));
+}
+
+#[test]
+fn generic_pyramid_pages_become_levels_and_virtual_levels_follow() {
+    let pages = [
+        TestPage::rgb(1200, 800, Some((128, 128))),
+        TestPage::rgb(600, 400, Some((128, 128))),
+        TestPage::rgb(300, 200, None), // stripped: an associated image, not a level
+        TestPage::rgb(300, 200, Some((64, 64))),
+    ];
+    let level2 = pages[3].rgb8();
+    let file = temp_file(".tif", &write_tiff(&pages, false));
+    let slide = open(file.path());
+    let levels: Vec<(u32, u32, f64)> = slide
+        .info()
+        .levels
+        .iter()
+        .map(|l| (l.width, l.height, l.downsample))
+        .collect();
+    assert_eq!(
+        levels,
+        [(1200, 800, 1.0), (600, 400, 2.0), (300, 200, 4.0), (150, 100, 8.0)]
+    );
+    assert_eq!(read_level(&slide, 2), level2);
+}
+
+#[test]
+fn grey_16_bit_and_grey_alpha_tiffs_become_rgb8() {
+    let mut grey16 = TestPage::rgb(40, 30, Some((16, 16)));
+    grey16.samples = 1;
+    grey16.bits = 16;
+    grey16.photometric = 1;
+    let expected: Vec<u8> = (0..30u32)
+        .flat_map(|y| (0..40u32).flat_map(move |x| [test_value(x, y, 0); 3]))
+        .collect();
+    let file = temp_file(".tif", &write_tiff(&[grey16], false));
+    assert_eq!(read_level(&open(file.path()), 0), expected);
+
+    let mut grey_alpha = TestPage::rgb(40, 30, None);
+    grey_alpha.samples = 2;
+    grey_alpha.photometric = 1;
+    grey_alpha.extra_samples = Some(2);
+    let file = temp_file(".tif", &write_tiff(&[grey_alpha], false));
+    let slide = open(file.path());
+    assert_eq!(slide.info().levels.len(), 1);
+    assert_eq!(read_level(&slide, 0), expected);
+}
+
+#[test]
+fn a_stripped_tiff_is_flat_and_its_resolution_tags_give_the_pixel_size() {
+    let mut page = TestPage::rgb(700, 300, None);
+    page.resolution_per_cm = Some(40_000);
+    let expected = page.rgb8();
+    let file = temp_file(".tif", &write_tiff(&[page], false));
+    let slide = open(file.path());
+    assert_eq!(slide.info().microns_per_pixel, Some(0.25));
+    let sizes: Vec<(u32, u32)> = slide.info().levels.iter().map(|l| (l.width, l.height)).collect();
+    assert_eq!(sizes, [(700, 300), (350, 150), (175, 75)]);
+    assert_eq!(read_level(&slide, 0), expected);
+}
+
+#[test]
+fn tiles_left_out_of_the_file_read_as_white() {
+    let mut page = TestPage::rgb(64, 32, Some((32, 32)));
+    page.sparse_tiles = vec![1];
+    let file = temp_file(".tif", &write_tiff(&[page], false));
+    let pixels = read_level(&open(file.path()), 0);
+    assert_eq!(&pixels[32 * 3..64 * 3], &[255u8; 32 * 3][..]);
+    assert_eq!(&pixels[..3], &[test_value(0, 0, 0), test_value(0, 0, 1), test_value(0, 0, 2)]);
+}
+
+#[test]
+fn ycbcr_jpeg_tiles_are_converted_to_rgb() {
+    let source = gradient_rgb(64, 48);
+    let jpeg = encode_jpeg(&source, 64, 48);
+    let mut page = TestPage::rgb(64, 48, Some((64, 48)));
+    page.jpeg_tiles = Some(vec![jpeg.clone()]);
+    page.photometric = 6;
+    let file = temp_file(".tif", &write_tiff(&[page], false));
+    let pixels = read_level(&open(file.path()), 0);
+
+    let reference = image::load_from_memory(&jpeg).expect("jpeg").into_rgb8().into_raw();
+    let worst = pixels
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .expect("pixels");
+    assert!(worst <= 2, "differs from the image crate's decode by up to {worst}");
+}
+
+#[test]
+fn a_jpeg_tile_claiming_more_pixels_than_its_tile_is_refused() {
+    let jpeg = encode_jpeg(&gradient_rgb(256, 256), 256, 256);
+    let mut page = TestPage::rgb(32, 32, Some((32, 32)));
+    page.jpeg_tiles = Some(vec![jpeg]);
+    page.photometric = 6;
+    let file = temp_file(".tif", &write_tiff(&[page], false));
+    let err = open(file.path()).read_region(0, Rect::new(0, 0, 8, 8)).unwrap_err();
+    assert!(err.to_string().contains("claims 256x256 pixels"), "{err}");
+}
+
+#[test]
+fn jpeg_and_grey_16_bit_png_files_open_as_flat_rgb() {
+    let rgb = gradient_rgb(300, 200);
+    let file = temp_file(".jpg", &encode_jpeg(&rgb, 300, 200));
+    let slide = open(file.path());
+    assert_eq!(slide.info().format, ImageFormat::Jpeg);
+    let means = channel_means(&read_level(&slide, 0));
+    let want = channel_means(&rgb);
+    (0..3).for_each(|c| assert!((means[c] - want[c]).abs() < 1.0, "channel {c}"));
+
+    let grey: Vec<u16> = (0..64 * 32).map(|i| (i * 32) as u16).collect();
+    let image = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(64, 32, grey).expect("buffer");
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("encodes");
+    let file = temp_file(".png", &png);
+    let pixels = read_level(&open(file.path()), 0);
+    assert_eq!(&pixels[..6], &[0, 0, 0, 0, 0, 0]);
+    let last = 64 * 32 - 1;
+    let want = ((last * 32 + 128) / 257) as u8;
+    assert_eq!(&pixels[last * 3..], &[want, want, want]);
+}
+
+#[test]
+fn a_flat_image_over_the_flat_limit_is_refused() {
+    let limits = Limits {
+        max_flat_pixels: 100_000,
+        ..Limits::default()
+    };
+    let err = Slide::open(&data("skimage_ihc.png"), &limits).err().expect("refused");
+    assert!(matches!(err, ImagingError::TooLarge { subject: Subject::FlatImage, .. }));
+    assert!(err.to_string().contains("convert it to a tiled pyramid tiff"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small TIFF writer for the tests: uncompressed or pre-encoded JPEG tiles, classic or BigTIFF,
+// little-endian.
+
+/// The test pattern: sample `c` of pixel (x, y).
+fn test_value(x: u32, y: u32, c: u32) -> u8 {
+    ((x * 7 + y * 13 + c * 50) % 256) as u8
+}
+
+fn gradient_rgb(width: u32, height: u32) -> Vec<u8> {
+    (0..height)
+        .flat_map(|y| {
+            (0..width).flat_map(move |x| {
+                [(x * 255 / width) as u8, (y * 255 / height) as u8, 128]
+            })
+        })
+        .collect()
+}
+
+fn encode_jpeg(rgb: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode(rgb, width, height, image::ExtendedColorType::Rgb8)
+        .expect("encodes");
+    jpeg
+}
+
+struct TestPage {
+    width: u32,
+    height: u32,
+    /// Tile size, or `None` for strips of 16 rows.
+    tile: Option<(u32, u32)>,
+    samples: u16,
+    bits: u16,
+    photometric: u16,
+    extra_samples: Option<u16>,
+    resolution_per_cm: Option<u32>,
+    /// Tiles written with a byte count of 0.
+    sparse_tiles: Vec<usize>,
+    /// Pre-encoded JPEG tiles (compression 7) instead of the test pattern.
+    jpeg_tiles: Option<Vec<Vec<u8>>>,
+}
+
+impl TestPage {
+    fn rgb(width: u32, height: u32, tile: Option<(u32, u32)>) -> TestPage {
+        TestPage {
+            width,
+            height,
+            tile,
+            samples: 3,
+            bits: 8,
+            photometric: 2,
+            extra_samples: None,
+            resolution_per_cm: None,
+            sparse_tiles: Vec::new(),
+            jpeg_tiles: None,
+        }
+    }
+
+    /// The RGB8 the pattern should read back as (for 3-sample 8-bit pages).
+    fn rgb8(&self) -> Vec<u8> {
+        (0..self.height)
+            .flat_map(|y| (0..self.width).flat_map(move |x| (0..3).map(move |c| test_value(x, y, c))))
+            .collect()
+    }
+
+    /// The raw bytes of the chunk covering columns `x0..x0+w` and rows `y0..y0+h`, padded with
+    /// zeros past the image edge as TIFF tiles are.
+    fn chunk(&self, x0: u32, y0: u32, w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        for y in y0..y0 + h {
+            for x in x0..x0 + w {
+                for c in 0..u32::from(self.samples) {
+                    let inside = x < self.width && y < self.height;
+                    // Grey pages carry the first channel of the pattern; alpha is opaque.
+                    let value = match (inside, self.samples, c) {
+                        (false, ..) => 0,
+                        (true, 2, 1) => 255,
+                        (true, _, c) => test_value(x, y, c),
+                    };
+                    if self.bits == 16 {
+                        out.extend_from_slice(&(u16::from(value) * 257).to_le_bytes());
+                    } else {
+                        out.push(value);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn chunks(&self) -> Vec<Vec<u8>> {
+        if let Some(jpeg) = &self.jpeg_tiles {
+            return jpeg.clone();
+        }
+        match self.tile {
+            Some((tw, th)) => {
+                let mut chunks = Vec::new();
+                for ty in 0..self.height.div_ceil(th) {
+                    for tx in 0..self.width.div_ceil(tw) {
+                        chunks.push(self.chunk(tx * tw, ty * th, tw, th));
+                    }
+                }
+                chunks
+            }
+            None => (0..self.height.div_ceil(16))
+                .map(|s| self.chunk(0, s * 16, self.width, 16.min(self.height - s * 16)))
+                .collect(),
+        }
+    }
+}
+
+/// One IFD entry: tag, field type, values as little-endian bytes, value count.
+struct Entry(u16, u16, Vec<u8>, u64);
+
+fn shorts(tag: u16, values: &[u16]) -> Entry {
+    Entry(tag, 3, values.iter().flat_map(|v| v.to_le_bytes()).collect(), values.len() as u64)
+}
+
+fn long(tag: u16, value: u32) -> Entry {
+    Entry(tag, 4, value.to_le_bytes().to_vec(), 1)
+}
+
+fn offsets(tag: u16, values: &[u64], bigtiff: bool) -> Entry {
+    if bigtiff {
+        Entry(tag, 16, values.iter().flat_map(|v| v.to_le_bytes()).collect(), values.len() as u64)
+    } else {
+        let bytes = values.iter().flat_map(|&v| (v as u32).to_le_bytes()).collect();
+        Entry(tag, 4, bytes, values.len() as u64)
+    }
+}
+
+/// Writes the pages' directories first and their pixel data after all of them, so cutting the
+/// end off the file removes tiles but keeps every directory readable.
+fn write_tiff(pages: &[TestPage], bigtiff: bool) -> Vec<u8> {
+    let mut file = if bigtiff {
+        let mut header = b"II\x2b\x00\x08\x00\x00\x00".to_vec();
+        header.extend_from_slice(&0u64.to_le_bytes());
+        header
+    } else {
+        b"II\x2a\x00\x00\x00\x00\x00".to_vec()
+    };
+    let inline = if bigtiff { 8 } else { 4 };
+    let mut next_pointer_at = if bigtiff { 8 } else { 4 };
+    // Per page: where its chunk offsets are stored, and its chunks.
+    let mut pending = Vec::new();
+
+    for page in pages {
+        let chunks = page.chunks();
+        let sparse = |i: &usize| page.sparse_tiles.contains(i);
+        let counts: Vec<u64> = (0..chunks.len())
+            .map(|i| if sparse(&i) { 0 } else { chunks[i].len() as u64 })
+            .collect();
+        let placeholder = vec![0; chunks.len()];
+
+        let bits = vec![page.bits; usize::from(page.samples)];
+        let compression = if page.jpeg_tiles.is_some() { 7 } else { 1 };
+        let mut entries = vec![
+            long(256, page.width),
+            long(257, page.height),
+            shorts(258, &bits),
+            shorts(259, &[compression]),
+            shorts(262, &[page.photometric]),
+            shorts(277, &[page.samples]),
+        ];
+        let offsets_tag = match page.tile {
+            Some((tw, th)) => {
+                entries.push(long(322, tw));
+                entries.push(long(323, th));
+                entries.push(offsets(324, &placeholder, bigtiff));
+                entries.push(offsets(325, &counts, bigtiff));
+                324
+            }
+            None => {
+                entries.push(offsets(273, &placeholder, bigtiff));
+                entries.push(long(278, 16));
+                entries.push(offsets(279, &counts, bigtiff));
+                273
+            }
+        };
+        if let Some(extra) = page.extra_samples {
+            entries.push(shorts(338, &[extra]));
+        }
+        if page.photometric == 6 {
+            entries.push(shorts(530, &[1, 1]));
+        }
+        if let Some(per_cm) = page.resolution_per_cm {
+            let rational = [per_cm.to_le_bytes(), 1u32.to_le_bytes()].concat();
+            entries.push(Entry(282, 5, rational.clone(), 1));
+            entries.push(Entry(283, 5, rational, 1));
+            entries.push(shorts(296, &[3]));
+        }
+        entries.sort_by_key(|e| e.0);
+
+        // Values too long for their entry go before the IFD.
+        let mut fields = Vec::new();
+        let mut offsets_at = None;
+        for entry in &entries {
+            if entry.2.len() > inline {
+                let at = file.len() as u64;
+                file.extend_from_slice(&entry.2);
+                if entry.0 == offsets_tag {
+                    offsets_at = Some(at as usize);
+                }
+                fields.push(if bigtiff {
+                    at.to_le_bytes().to_vec()
+                } else {
+                    (at as u32).to_le_bytes().to_vec()
+                });
+            } else {
+                let mut field = entry.2.clone();
+                field.resize(inline, 0);
+                fields.push(field);
+            }
+        }
+
+        let ifd_at = file.len() as u64;
+        if bigtiff {
+            file[next_pointer_at..next_pointer_at + 8].copy_from_slice(&ifd_at.to_le_bytes());
+            file.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        } else {
+            file[next_pointer_at..next_pointer_at + 4]
+                .copy_from_slice(&(ifd_at as u32).to_le_bytes());
+            file.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        }
+        for (entry, field) in entries.iter().zip(&fields) {
+            file.extend_from_slice(&entry.0.to_le_bytes());
+            file.extend_from_slice(&entry.1.to_le_bytes());
+            if bigtiff {
+                file.extend_from_slice(&entry.3.to_le_bytes());
+            } else {
+                file.extend_from_slice(&(entry.3 as u32).to_le_bytes());
+            }
+            if entry.0 == offsets_tag && offsets_at.is_none() {
+                offsets_at = Some(file.len());
+            }
+            file.extend_from_slice(field);
+        }
+        next_pointer_at = file.len();
+        file.extend_from_slice(&vec![0; inline]);
+        pending.push((offsets_at.expect("offsets written"), chunks, counts));
+    }
+
+    for (offsets_at, chunks, counts) in pending {
+        for (i, chunk) in chunks.iter().enumerate() {
+            if counts[i] == 0 {
+                continue;
+            }
+            let at = file.len() as u64;
+            file.extend_from_slice(chunk);
+            if bigtiff {
+                let slot = offsets_at + i * 8;
+                file[slot..slot + 8].copy_from_slice(&at.to_le_bytes());
+            } else {
+                let slot = offsets_at + i * 4;
+                file[slot..slot + 4].copy_from_slice(&(at as u32).to_le_bytes());
+            }
+        }
+    }
+    file
+}

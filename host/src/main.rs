@@ -1,0 +1,19 @@
+//! The `tessera` command line.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_logging(args.verbose);
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            cli::output::error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: real wasm plugins built from `plugins/`, `examples/` and
+//! `tests/fixtures/`, a real sled store in a temporary directory, and the real binary.
+
+mod support;
+
+mod algorithms;
+mod cli;
+mod hostile;
+mod images;
