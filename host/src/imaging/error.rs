@@ -176,15 +176,16 @@ fn decoding_reason(err: &image::error::DecodingError) -> String {
     }
 }
 
-/// An end of file in the middle of decoding means the file is cut short; other I/O errors are
-/// about the file system, not the image.
+/// An end of file in the middle of decoding means the file is cut short, and invalid data
+/// reported through I/O (decompressors do this) means it is damaged; other I/O errors are about
+/// the file system, not the image.
 fn io_error(format: ImageFormat, err: io::Error) -> ImagingError {
-    if err.kind() == io::ErrorKind::UnexpectedEof {
-        ImagingError::corrupt(
+    match err.kind() {
+        io::ErrorKind::UnexpectedEof => ImagingError::corrupt(
             format,
             format!("{err}; hint: the file is probably truncated"),
-        )
-    } else {
-        ImagingError::Io(err)
+        ),
+        io::ErrorKind::InvalidData => ImagingError::corrupt(format, err.to_string()),
+        _ => ImagingError::Io(err),
     }
 }

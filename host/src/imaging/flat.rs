@@ -53,7 +53,11 @@ impl FlatImage {
 }
 
 /// Checks width × height of a flat image against the limit, before anything is decoded.
-pub(super) fn check_flat_size(width: u32, height: u32, limits: &Limits) -> Result<(), ImagingError> {
+pub(super) fn check_flat_size(
+    width: u32,
+    height: u32,
+    limits: &Limits,
+) -> Result<(), ImagingError> {
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_flat_pixels {
         return Err(ImagingError::TooLarge {

@@ -37,6 +37,8 @@ mod tiff_scan;
 mod tiff_slide;
 
 #[cfg(test)]
+mod test_tiff;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
@@ -140,7 +142,8 @@ pub struct ImageInfo {
     pub height: u32,
     /// All levels, level 0 first, each smaller than the one before.
     pub levels: Vec<LevelInfo>,
-    /// Level-0 pixel size, from the Aperio `MPP` field or the TIFF resolution tags.
+    /// Level-0 pixel size: the Aperio `MPP` field, else the TIFF resolution tags when they give
+    /// a plausible microscope pixel size; `None` for PNG and JPEG files.
     pub microns_per_pixel: Option<f64>,
 }
 
@@ -189,6 +192,14 @@ pub struct Slide {
     info: ImageInfo,
     plans: Vec<LevelPlan>,
     pixels: Pixels,
+}
+
+impl fmt::Debug for Slide {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slide")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the pixels of a level come from.
@@ -312,6 +323,7 @@ impl Slide {
             });
         }
 
+        tracing::trace!(level, %rect, factor = plan.factor, "reading region");
         if plan.factor == 1 {
             return self.pixels.read_native(plan.native, rect);
         }

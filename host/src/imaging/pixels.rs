@@ -188,7 +188,13 @@ mod tests {
     fn grey_with_alpha_becomes_grey_rgb_and_alpha_is_dropped() {
         let format = PixelFormat::from_tiff(ColorType::GrayA(8)).expect("supported");
         let mut out = Vec::new();
-        to_rgb8(format, &DecodingResult::U8(vec![10, 0, 20, 255]), 2, &mut out).expect("ok");
+        to_rgb8(
+            format,
+            &DecodingResult::U8(vec![10, 0, 20, 255]),
+            2,
+            &mut out,
+        )
+        .expect("ok");
         assert_eq!(out, [10, 10, 10, 20, 20, 20]);
     }
 

@@ -2,12 +2,12 @@
 //!
 //! A virtual level with factor `f` maps its pixel (x, y) to the native block
 //! `[x·f, (x+1)·f) × [y·f, (y+1)·f)`, clipped to the native level, and takes the rounded mean of
-//! that block. The native level is read in blocks of at most [`SOURCE_BLOCK_SIDE`] pixels a
-//! side, so memory stays bounded by the output plus one block whatever the factor.
+//! that block. The native level is read in pieces of at most [`SOURCE_BLOCK_SIDE`] pixels a
+//! side, so memory stays bounded by the output plus one piece whatever the factor.
 
 use super::{ImagingError, Rect};
 
-/// Side, in native pixels, of the blocks a virtual read decodes at a time (3 MiB of RGB8).
+/// Side, in native pixels, of the pieces a virtual read decodes at a time (3 MiB of RGB8).
 const SOURCE_BLOCK_SIDE: u32 = 1024;
 
 /// Reads `rect` of a virtual level that is `native` (width, height) shrunk by `factor`, calling
@@ -23,121 +23,138 @@ pub(super) fn downsample(
 
 fn downsample_in_blocks(
     mut read: impl FnMut(Rect) -> Result<Vec<u8>, ImagingError>,
-    (native_width, native_height): (u32, u32),
+    native: (u32, u32),
     rect: Rect,
     factor: u32,
     block_side: u32,
 ) -> Result<Vec<u8>, ImagingError> {
-    let f = u64::from(factor.max(1));
-    let group = (block_side / factor.max(1)).max(1);
+    let factor = factor.max(1);
     let mut out = vec![0u8; rect.rgb_len()];
+    let out_stride = rect.width as usize * 3;
 
-    // Output blocks of `group` pixels a side: each covers at most one source block when the
-    // factor is below the block side, or one output pixel made of several source blocks.
+    // Up to the block side, a group of output pixels whose blocks fit in one piece is shrunk
+    // from that piece. Past it, each output pixel spans several pieces, which are summed.
+    let group = if factor <= block_side {
+        block_side / factor
+    } else {
+        1
+    };
     for gy in (0..rect.height).step_by(group as usize) {
         for gx in (0..rect.width).step_by(group as usize) {
-            let group_rect = Rect::new(
+            let output = Rect::new(
                 rect.x + gx,
                 rect.y + gy,
                 group.min(rect.width - gx),
                 group.min(rect.height - gy),
             );
-            let footprint = Footprint::of(group_rect, f, native_width, native_height);
-            let mut sums = vec![0u64; group_rect.rgb_len()];
-
-            for by in (footprint.y0..footprint.y1).step_by(block_side as usize) {
-                for bx in (footprint.x0..footprint.x1).step_by(block_side as usize) {
-                    let block = Rect::new(
-                        to_u32(bx),
-                        to_u32(by),
-                        to_u32((footprint.x1 - bx).min(u64::from(block_side))),
-                        to_u32((footprint.y1 - by).min(u64::from(block_side))),
-                    );
-                    let pixels = read(block)?;
-                    accumulate(&pixels, block, group_rect, f, &mut sums);
-                }
+            let source = footprint(output, factor, native);
+            let at = gy as usize * out_stride + gx as usize * 3;
+            if factor <= block_side {
+                let pixels = read(source)?;
+                shrink(&pixels, source, factor, &mut out[at..], out_stride);
+            } else {
+                let mean = mean_of(&mut read, source, block_side)?;
+                out[at..at + 3].copy_from_slice(&mean);
             }
-
-            write_means(&sums, group_rect, f, (native_width, native_height), rect, &mut out);
         }
     }
     Ok(out)
 }
 
-/// The native rectangle `[x0, x1) × [y0, y1)` covered by output pixels.
-struct Footprint {
-    x0: u64,
-    x1: u64,
-    y0: u64,
-    y1: u64,
+/// The native rectangle covered by `output`, clipped to the native level.
+fn footprint(output: Rect, factor: u32, (native_width, native_height): (u32, u32)) -> Rect {
+    let f = u64::from(factor);
+    let x0 = u64::from(output.x) * f;
+    let y0 = u64::from(output.y) * f;
+    let x1 = ((u64::from(output.x) + u64::from(output.width)) * f).min(native_width.into());
+    let y1 = ((u64::from(output.y) + u64::from(output.height)) * f).min(native_height.into());
+    // Output pixels lie inside the virtual level, so x0 < x1 <= native width (and so for y).
+    Rect::new(to_u32(x0), to_u32(y0), to_u32(x1 - x0), to_u32(y1 - y0))
 }
 
-impl Footprint {
-    fn of(output: Rect, f: u64, native_width: u32, native_height: u32) -> Footprint {
-        let x0 = u64::from(output.x) * f;
-        let y0 = u64::from(output.y) * f;
-        Footprint {
-            x0,
-            x1: ((u64::from(output.x) + u64::from(output.width)) * f).min(native_width.into()),
-            y0,
-            y1: ((u64::from(output.y) + u64::from(output.height)) * f).min(native_height.into()),
-        }
-    }
-}
-
-/// Native coordinates are below the native level's `u32` size, so they fit.
 fn to_u32(value: u64) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
 }
 
-/// Adds each pixel of a native block to the sum of the output pixel that covers it.
-fn accumulate(pixels: &[u8], block: Rect, group: Rect, f: u64, sums: &mut [u64]) {
-    let columns: Vec<usize> = (0..u64::from(block.width))
-        .map(|c| ((u64::from(block.x) + c) / f - u64::from(group.x)) as usize)
-        .collect();
-    let row_len = block.width as usize * 3;
+/// Shrinks an RGB8 piece by `factor`, writing rows of `ceil(width / factor)` means into `out`
+/// with the given stride. Blocks cut by the piece's right or bottom edge average what they hold.
+fn shrink(pixels: &[u8], piece: Rect, factor: u32, out: &mut [u8], out_stride: usize) {
+    let f = factor as usize;
+    let (width, height) = (piece.width as usize, piece.height as usize);
+    let out_width = width.div_ceil(f);
+    // A block holds at most 1024 × 1024 pixels here, so its sums fit in 32 bits.
+    let mut sums = vec![0u32; out_width * 3];
 
-    for (r, row) in pixels.chunks_exact(row_len).enumerate() {
-        let out_row = ((u64::from(block.y) + r as u64) / f - u64::from(group.y)) as usize;
-        let sum_row = &mut sums[out_row * group.width as usize * 3..];
-        for (pixel, &column) in row.chunks_exact(3).zip(&columns) {
-            let sum = &mut sum_row[column * 3..column * 3 + 3];
-            sum[0] += u64::from(pixel[0]);
-            sum[1] += u64::from(pixel[1]);
-            sum[2] += u64::from(pixel[2]);
+    for (oy, out_row) in out
+        .chunks_mut(out_stride)
+        .take(height.div_ceil(f))
+        .enumerate()
+    {
+        sums.fill(0);
+        let rows = (oy * f)..((oy + 1) * f).min(height);
+        let row_count = rows.len();
+        for row in pixels
+            .chunks_exact(width * 3)
+            .skip(rows.start)
+            .take(row_count)
+        {
+            for (run, sum) in row.chunks(f * 3).zip(sums.chunks_exact_mut(3)) {
+                for pixel in run.chunks_exact(3) {
+                    sum[0] += u32::from(pixel[0]);
+                    sum[1] += u32::from(pixel[1]);
+                    sum[2] += u32::from(pixel[2]);
+                }
+            }
+        }
+
+        for (ox, (sum, mean)) in sums
+            .chunks_exact(3)
+            .zip(out_row.chunks_exact_mut(3))
+            .enumerate()
+        {
+            let columns = (width - ox * f).min(f);
+            let count = (row_count * columns) as u64;
+            for c in 0..3 {
+                mean[c] = rounded_mean(u64::from(sum[c]), count);
+            }
         }
     }
 }
 
-/// Divides each sum by the number of native pixels in its clipped block, rounding half up, and
-/// stores the means of `group` into `out`, which holds all of `rect`.
-fn write_means(
-    sums: &[u64],
-    group: Rect,
-    f: u64,
-    (native_width, native_height): (u32, u32),
-    rect: Rect,
-    out: &mut [u8],
-) {
-    let extent = |start: u32, size: u32| {
-        let first = u64::from(start) * f;
-        (first + f).min(u64::from(size)) - first
-    };
-
-    for oy in 0..group.height {
-        let rows = extent(group.y + oy, native_height);
-        for ox in 0..group.width {
-            let count = rows * extent(group.x + ox, native_width);
-            let sum_at = (oy as usize * group.width as usize + ox as usize) * 3;
-            let out_x = (group.x - rect.x + ox) as usize;
-            let out_y = (group.y - rect.y + oy) as usize;
-            let out_at = (out_y * rect.width as usize + out_x) * 3;
-            for c in 0..3 {
-                let mean = (sums[sum_at + c] + count / 2) / count.max(1);
-                out[out_at + c] = u8::try_from(mean).unwrap_or(u8::MAX);
+/// The mean colour of a native rectangle too large to read at once, read in square pieces.
+fn mean_of(
+    read: &mut impl FnMut(Rect) -> Result<Vec<u8>, ImagingError>,
+    source: Rect,
+    block_side: u32,
+) -> Result<[u8; 3], ImagingError> {
+    let mut sum = [0u64; 3];
+    for y in (source.y..source.y + source.height).step_by(block_side as usize) {
+        for x in (source.x..source.x + source.width).step_by(block_side as usize) {
+            let piece = Rect::new(
+                x,
+                y,
+                block_side.min(source.x + source.width - x),
+                block_side.min(source.y + source.height - y),
+            );
+            for pixel in read(piece)?.chunks_exact(3) {
+                sum[0] += u64::from(pixel[0]);
+                sum[1] += u64::from(pixel[1]);
+                sum[2] += u64::from(pixel[2]);
             }
         }
     }
+    Ok(sum.map(|s| rounded_mean(s, source.pixels())))
+}
+
+/// `sum / count` rounded half up. Whole blocks hold a power of two of pixels (the factor is
+/// one), so most means are a shift rather than a division.
+fn rounded_mean(sum: u64, count: u64) -> u8 {
+    let mean = if count.is_power_of_two() {
+        (sum + count / 2) >> count.trailing_zeros()
+    } else {
+        (sum + count / 2) / count.max(1)
+    };
+    u8::try_from(mean).unwrap_or(u8::MAX)
 }
 
 #[cfg(test)]
@@ -196,8 +213,8 @@ mod tests {
         for (factor, block_side) in [(2, 3), (4, 4), (8, 2), (16, 5)] {
             let (w, h) = (native.0.div_ceil(factor), native.1.div_ceil(factor));
             let rect = Rect::new(w / 3, h / 4, w - w / 3, h - h / 4);
-            let got = downsample_in_blocks(read_native, native, rect, factor, block_side)
-                .expect("reads");
+            let got =
+                downsample_in_blocks(read_native, native, rect, factor, block_side).expect("reads");
             assert_eq!(got, naive(native, rect, factor), "factor {factor}");
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::test_tiff::{TestPage, encode_jpeg, gradient_rgb, test_value, write_tiff};
 use super::*;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data");
@@ -25,10 +26,7 @@ fn open(path: &Path) -> Slide {
 }
 
 fn open_err(path: &Path) -> ImagingError {
-    match Slide::open(path, &Limits::default()) {
-        Ok(_) => panic!("{} opened but should not", path.display()),
-        Err(e) => e,
-    }
+    Slide::open(path, &Limits::default()).expect_err("the open should fail")
 }
 
 fn read_level(slide: &Slide, level: u32) -> Vec<u8> {
@@ -85,7 +83,10 @@ fn png_decodes_to_the_reference_pixels() {
     assert_eq!(info.microns_per_pixel, None);
 
     let expected = reference()["images"]["skimage_ihc.png"]["decoded_rgb_sha256"].clone();
-    assert_eq!(sha256_hex(&read_level(&slide, 0)), expected.as_str().expect("hash"));
+    assert_eq!(
+        sha256_hex(&read_level(&slide, 0)),
+        expected.as_str().expect("hash")
+    );
 }
 
 #[test]
@@ -118,7 +119,11 @@ fn pyramid_tiff_levels_match_the_reference_hashes_bit_exactly() {
         .expect("levels");
     let info = slide.info();
     assert_eq!(info.format, ImageFormat::Tiff);
-    assert_eq!(info.levels.len(), expected.len(), "no virtual levels below 37x31");
+    assert_eq!(
+        info.levels.len(),
+        expected.len(),
+        "no virtual levels below 37x31"
+    );
     // Its resolution tags say 72 dpi in pixels per centimetre: a default, not a measurement.
     assert_eq!(info.microns_per_pixel, None);
 
@@ -143,7 +148,13 @@ fn svs_has_one_native_level_plus_virtual_levels_and_its_aperio_mpp() {
     // The stripped thumbnail, label and macro pages are not levels.
     assert_eq!(
         sizes,
-        [(2220, 2967), (1110, 1484), (555, 742), (278, 371), (139, 186)]
+        [
+            (2220, 2967),
+            (1110, 1484),
+            (555, 742),
+            (278, 371),
+            (139, 186)
+        ]
     );
     let downsamples: Vec<f64> = info.levels.iter().map(|l| l.downsample).collect();
     assert_eq!(downsamples, [1.0, 2.0, 4.0, 8.0, 16.0]);
@@ -158,7 +169,11 @@ fn svs_level_0_channel_means_are_within_half_a_grey_level_of_the_reference() {
     let expected = &reference["images"]["cmu_small_region.svs#level0"]["decoded_rgb_channel_means"];
     for c in 0..3 {
         let want = expected[c].as_f64().expect("mean");
-        assert!((means[c] - want).abs() < 0.5, "channel {c}: {} vs {want}", means[c]);
+        assert!(
+            (means[c] - want).abs() < 0.5,
+            "channel {c}: {} vs {want}",
+            means[c]
+        );
     }
 }
 
@@ -205,7 +220,10 @@ fn virtual_level_pixels_are_the_means_of_their_level_0_blocks() {
     for level in 1..5 {
         let means = channel_means(&read_level(&slide, level));
         for c in 0..3 {
-            assert!((means[c] - level0_means[c]).abs() < 1.0, "level {level} channel {c}");
+            assert!(
+                (means[c] - level0_means[c]).abs() < 1.0,
+                "level {level} channel {c}"
+            );
         }
     }
 
@@ -266,7 +284,13 @@ fn truncated_png_is_refused_with_the_decoder_reason() {
     let err = open_err(file.path());
     let message = err.to_string();
     assert!(
-        matches!(err, ImagingError::Corrupt { format: ImageFormat::Png, .. }),
+        matches!(
+            err,
+            ImagingError::Corrupt {
+                format: ImageFormat::Png,
+                ..
+            }
+        ),
         "{message}"
     );
     assert!(message.starts_with("corrupt png: "), "{message}");
@@ -336,7 +360,7 @@ fn a_tiled_tiff_over_the_pixel_limit_is_refused_before_its_tiles_are_checked() {
         max_pixels: 50_000,
         ..Limits::default()
     };
-    let err = Slide::open(file.path(), &limits).err().expect("refused");
+    let err = Slide::open(file.path(), &limits).expect_err("refused");
     assert!(
         matches!(
             err,
@@ -355,27 +379,46 @@ fn a_tiled_tiff_over_the_pixel_limit_is_refused_before_its_tiles_are_checked() {
 fn regions_outside_the_level_empty_or_too_large_and_missing_levels_are_refused() {
     let slide = open(&data("openslide_boxes_pyramid.tiff"));
 
-    let err = slide.read_region(1, Rect::new(100, 100, 51, 10)).unwrap_err();
-    assert!(matches!(err, ImagingError::OutOfBounds { level: 1, .. }), "{err}");
+    let err = slide
+        .read_region(1, Rect::new(100, 100, 51, 10))
+        .unwrap_err();
+    assert!(
+        matches!(err, ImagingError::OutOfBounds { level: 1, .. }),
+        "{err}"
+    );
     assert_eq!(
         err.to_string(),
         "region 51x10 at (100, 100) is outside level 1, which is 150x125"
     );
 
-    let err = slide.read_region(0, Rect::new(u32::MAX, 0, 2, 2)).unwrap_err();
+    let err = slide
+        .read_region(0, Rect::new(u32::MAX, 0, 2, 2))
+        .unwrap_err();
     assert!(matches!(err, ImagingError::OutOfBounds { .. }), "{err}");
 
     let err = slide.read_region(0, Rect::new(0, 0, 0, 5)).unwrap_err();
     assert!(matches!(err, ImagingError::EmptyRegion { .. }), "{err}");
 
     let err = slide.read_region(4, Rect::new(0, 0, 1, 1)).unwrap_err();
-    assert_eq!(err.to_string(), "no level 4: the image has 4 levels, numbered from 0");
+    assert_eq!(
+        err.to_string(),
+        "no level 4: the image has 4 levels, numbered from 0"
+    );
 
     let big = TestPage::rgb(9000, 9000, Some((256, 256)));
     let file = temp_file(".tif", &write_tiff(&[big], true));
     let big = open(file.path());
     let err = big.read_region(0, Rect::new(0, 0, 9000, 9000)).unwrap_err();
-    assert!(matches!(err, ImagingError::TooLarge { subject: Subject::Region, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ImagingError::TooLarge {
+                subject: Subject::Region,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -385,10 +428,19 @@ fn a_truncated_tiled_tiff_fails_at_open_naming_the_first_missing_tile() {
     let err = open_err(file.path());
     let message = err.to_string();
     assert!(
-        matches!(err, ImagingError::Corrupt { format: ImageFormat::Tiff, .. }),
+        matches!(
+            err,
+            ImagingError::Corrupt {
+                format: ImageFormat::Tiff,
+                ..
+            }
+        ),
         "{message}"
     );
-    assert!(message.contains("tile 19 of page 0 lies at bytes"), "{message}");
+    assert!(
+        message.contains("tile 19 of page 0 lies at bytes"),
+        "{message}"
+    );
     assert!(message.contains("truncated"), "{message}");
 }
 
@@ -464,7 +516,10 @@ fn bigtiff_with_cropped_edge_tiles_reads_every_pixel() {
     let slide = open(file.path());
     assert_eq!(read_level(&slide, 0), expected);
     let rect = Rect::new(31, 15, 100, 50);
-    assert_eq!(slide.read_region(0, rect).expect("reads"), cut(&expected, 150, rect));
+    assert_eq!(
+        slide.read_region(0, rect).expect("reads"),
+        cut(&expected, 150, rect)
+    );
 }
 
 #[test]
@@ -486,7 +541,12 @@ fn generic_pyramid_pages_become_levels_and_virtual_levels_follow() {
         .collect();
     assert_eq!(
         levels,
-        [(1200, 800, 1.0), (600, 400, 2.0), (300, 200, 4.0), (150, 100, 8.0)]
+        [
+            (1200, 800, 1.0),
+            (600, 400, 2.0),
+            (300, 200, 4.0),
+            (150, 100, 8.0)
+        ]
     );
     assert_eq!(read_level(&slide, 2), level2);
 }
@@ -521,7 +581,12 @@ fn a_stripped_tiff_is_flat_and_its_resolution_tags_give_the_pixel_size() {
     let file = temp_file(".tif", &write_tiff(&[page], false));
     let slide = open(file.path());
     assert_eq!(slide.info().microns_per_pixel, Some(0.25));
-    let sizes: Vec<(u32, u32)> = slide.info().levels.iter().map(|l| (l.width, l.height)).collect();
+    let sizes: Vec<(u32, u32)> = slide
+        .info()
+        .levels
+        .iter()
+        .map(|l| (l.width, l.height))
+        .collect();
     assert_eq!(sizes, [(700, 300), (350, 150), (175, 75)]);
     assert_eq!(read_level(&slide, 0), expected);
 }
@@ -533,7 +598,14 @@ fn tiles_left_out_of_the_file_read_as_white() {
     let file = temp_file(".tif", &write_tiff(&[page], false));
     let pixels = read_level(&open(file.path()), 0);
     assert_eq!(&pixels[32 * 3..64 * 3], &[255u8; 32 * 3][..]);
-    assert_eq!(&pixels[..3], &[test_value(0, 0, 0), test_value(0, 0, 1), test_value(0, 0, 2)]);
+    assert_eq!(
+        &pixels[..3],
+        &[
+            test_value(0, 0, 0),
+            test_value(0, 0, 1),
+            test_value(0, 0, 2)
+        ]
+    );
 }
 
 #[test]
@@ -546,14 +618,20 @@ fn ycbcr_jpeg_tiles_are_converted_to_rgb() {
     let file = temp_file(".tif", &write_tiff(&[page], false));
     let pixels = read_level(&open(file.path()), 0);
 
-    let reference = image::load_from_memory(&jpeg).expect("jpeg").into_rgb8().into_raw();
+    let reference = image::load_from_memory(&jpeg)
+        .expect("jpeg")
+        .into_rgb8()
+        .into_raw();
     let worst = pixels
         .iter()
         .zip(&reference)
         .map(|(a, b)| a.abs_diff(*b))
         .max()
         .expect("pixels");
-    assert!(worst <= 2, "differs from the image crate's decode by up to {worst}");
+    assert!(
+        worst <= 2,
+        "differs from the image crate's decode by up to {worst}"
+    );
 }
 
 #[test]
@@ -563,7 +641,9 @@ fn a_jpeg_tile_claiming_more_pixels_than_its_tile_is_refused() {
     page.jpeg_tiles = Some(vec![jpeg]);
     page.photometric = 6;
     let file = temp_file(".tif", &write_tiff(&[page], false));
-    let err = open(file.path()).read_region(0, Rect::new(0, 0, 8, 8)).unwrap_err();
+    let err = open(file.path())
+        .read_region(0, Rect::new(0, 0, 8, 8))
+        .unwrap_err();
     assert!(err.to_string().contains("claims 256x256 pixels"), "{err}");
 }
 
@@ -597,269 +677,17 @@ fn a_flat_image_over_the_flat_limit_is_refused() {
         max_flat_pixels: 100_000,
         ..Limits::default()
     };
-    let err = Slide::open(&data("skimage_ihc.png"), &limits).err().expect("refused");
-    assert!(matches!(err, ImagingError::TooLarge { subject: Subject::FlatImage, .. }));
-    assert!(err.to_string().contains("convert it to a tiled pyramid tiff"), "{err}");
-}
-
-// ---------------------------------------------------------------------------------------------
-// A small TIFF writer for the tests: uncompressed or pre-encoded JPEG tiles, classic or BigTIFF,
-// little-endian.
-
-/// The test pattern: sample `c` of pixel (x, y).
-fn test_value(x: u32, y: u32, c: u32) -> u8 {
-    ((x * 7 + y * 13 + c * 50) % 256) as u8
-}
-
-fn gradient_rgb(width: u32, height: u32) -> Vec<u8> {
-    (0..height)
-        .flat_map(|y| {
-            (0..width).flat_map(move |x| {
-                [(x * 255 / width) as u8, (y * 255 / height) as u8, 128]
-            })
-        })
-        .collect()
-}
-
-fn encode_jpeg(rgb: &[u8], width: u32, height: u32) -> Vec<u8> {
-    let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
-        .encode(rgb, width, height, image::ExtendedColorType::Rgb8)
-        .expect("encodes");
-    jpeg
-}
-
-struct TestPage {
-    width: u32,
-    height: u32,
-    /// Tile size, or `None` for strips of 16 rows.
-    tile: Option<(u32, u32)>,
-    samples: u16,
-    bits: u16,
-    photometric: u16,
-    extra_samples: Option<u16>,
-    resolution_per_cm: Option<u32>,
-    /// Tiles written with a byte count of 0.
-    sparse_tiles: Vec<usize>,
-    /// Pre-encoded JPEG tiles (compression 7) instead of the test pattern.
-    jpeg_tiles: Option<Vec<Vec<u8>>>,
-}
-
-impl TestPage {
-    fn rgb(width: u32, height: u32, tile: Option<(u32, u32)>) -> TestPage {
-        TestPage {
-            width,
-            height,
-            tile,
-            samples: 3,
-            bits: 8,
-            photometric: 2,
-            extra_samples: None,
-            resolution_per_cm: None,
-            sparse_tiles: Vec::new(),
-            jpeg_tiles: None,
+    let err = Slide::open(&data("skimage_ihc.png"), &limits).expect_err("refused");
+    assert!(matches!(
+        err,
+        ImagingError::TooLarge {
+            subject: Subject::FlatImage,
+            ..
         }
-    }
-
-    /// The RGB8 the pattern should read back as (for 3-sample 8-bit pages).
-    fn rgb8(&self) -> Vec<u8> {
-        (0..self.height)
-            .flat_map(|y| (0..self.width).flat_map(move |x| (0..3).map(move |c| test_value(x, y, c))))
-            .collect()
-    }
-
-    /// The raw bytes of the chunk covering columns `x0..x0+w` and rows `y0..y0+h`, padded with
-    /// zeros past the image edge as TIFF tiles are.
-    fn chunk(&self, x0: u32, y0: u32, w: u32, h: u32) -> Vec<u8> {
-        let mut out = Vec::new();
-        for y in y0..y0 + h {
-            for x in x0..x0 + w {
-                for c in 0..u32::from(self.samples) {
-                    let inside = x < self.width && y < self.height;
-                    // Grey pages carry the first channel of the pattern; alpha is opaque.
-                    let value = match (inside, self.samples, c) {
-                        (false, ..) => 0,
-                        (true, 2, 1) => 255,
-                        (true, _, c) => test_value(x, y, c),
-                    };
-                    if self.bits == 16 {
-                        out.extend_from_slice(&(u16::from(value) * 257).to_le_bytes());
-                    } else {
-                        out.push(value);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn chunks(&self) -> Vec<Vec<u8>> {
-        if let Some(jpeg) = &self.jpeg_tiles {
-            return jpeg.clone();
-        }
-        match self.tile {
-            Some((tw, th)) => {
-                let mut chunks = Vec::new();
-                for ty in 0..self.height.div_ceil(th) {
-                    for tx in 0..self.width.div_ceil(tw) {
-                        chunks.push(self.chunk(tx * tw, ty * th, tw, th));
-                    }
-                }
-                chunks
-            }
-            None => (0..self.height.div_ceil(16))
-                .map(|s| self.chunk(0, s * 16, self.width, 16.min(self.height - s * 16)))
-                .collect(),
-        }
-    }
-}
-
-/// One IFD entry: tag, field type, values as little-endian bytes, value count.
-struct Entry(u16, u16, Vec<u8>, u64);
-
-fn shorts(tag: u16, values: &[u16]) -> Entry {
-    Entry(tag, 3, values.iter().flat_map(|v| v.to_le_bytes()).collect(), values.len() as u64)
-}
-
-fn long(tag: u16, value: u32) -> Entry {
-    Entry(tag, 4, value.to_le_bytes().to_vec(), 1)
-}
-
-fn offsets(tag: u16, values: &[u64], bigtiff: bool) -> Entry {
-    if bigtiff {
-        Entry(tag, 16, values.iter().flat_map(|v| v.to_le_bytes()).collect(), values.len() as u64)
-    } else {
-        let bytes = values.iter().flat_map(|&v| (v as u32).to_le_bytes()).collect();
-        Entry(tag, 4, bytes, values.len() as u64)
-    }
-}
-
-/// Writes the pages' directories first and their pixel data after all of them, so cutting the
-/// end off the file removes tiles but keeps every directory readable.
-fn write_tiff(pages: &[TestPage], bigtiff: bool) -> Vec<u8> {
-    let mut file = if bigtiff {
-        let mut header = b"II\x2b\x00\x08\x00\x00\x00".to_vec();
-        header.extend_from_slice(&0u64.to_le_bytes());
-        header
-    } else {
-        b"II\x2a\x00\x00\x00\x00\x00".to_vec()
-    };
-    let inline = if bigtiff { 8 } else { 4 };
-    let mut next_pointer_at = if bigtiff { 8 } else { 4 };
-    // Per page: where its chunk offsets are stored, and its chunks.
-    let mut pending = Vec::new();
-
-    for page in pages {
-        let chunks = page.chunks();
-        let sparse = |i: &usize| page.sparse_tiles.contains(i);
-        let counts: Vec<u64> = (0..chunks.len())
-            .map(|i| if sparse(&i) { 0 } else { chunks[i].len() as u64 })
-            .collect();
-        let placeholder = vec![0; chunks.len()];
-
-        let bits = vec![page.bits; usize::from(page.samples)];
-        let compression = if page.jpeg_tiles.is_some() { 7 } else { 1 };
-        let mut entries = vec![
-            long(256, page.width),
-            long(257, page.height),
-            shorts(258, &bits),
-            shorts(259, &[compression]),
-            shorts(262, &[page.photometric]),
-            shorts(277, &[page.samples]),
-        ];
-        let offsets_tag = match page.tile {
-            Some((tw, th)) => {
-                entries.push(long(322, tw));
-                entries.push(long(323, th));
-                entries.push(offsets(324, &placeholder, bigtiff));
-                entries.push(offsets(325, &counts, bigtiff));
-                324
-            }
-            None => {
-                entries.push(offsets(273, &placeholder, bigtiff));
-                entries.push(long(278, 16));
-                entries.push(offsets(279, &counts, bigtiff));
-                273
-            }
-        };
-        if let Some(extra) = page.extra_samples {
-            entries.push(shorts(338, &[extra]));
-        }
-        if page.photometric == 6 {
-            entries.push(shorts(530, &[1, 1]));
-        }
-        if let Some(per_cm) = page.resolution_per_cm {
-            let rational = [per_cm.to_le_bytes(), 1u32.to_le_bytes()].concat();
-            entries.push(Entry(282, 5, rational.clone(), 1));
-            entries.push(Entry(283, 5, rational, 1));
-            entries.push(shorts(296, &[3]));
-        }
-        entries.sort_by_key(|e| e.0);
-
-        // Values too long for their entry go before the IFD.
-        let mut fields = Vec::new();
-        let mut offsets_at = None;
-        for entry in &entries {
-            if entry.2.len() > inline {
-                let at = file.len() as u64;
-                file.extend_from_slice(&entry.2);
-                if entry.0 == offsets_tag {
-                    offsets_at = Some(at as usize);
-                }
-                fields.push(if bigtiff {
-                    at.to_le_bytes().to_vec()
-                } else {
-                    (at as u32).to_le_bytes().to_vec()
-                });
-            } else {
-                let mut field = entry.2.clone();
-                field.resize(inline, 0);
-                fields.push(field);
-            }
-        }
-
-        let ifd_at = file.len() as u64;
-        if bigtiff {
-            file[next_pointer_at..next_pointer_at + 8].copy_from_slice(&ifd_at.to_le_bytes());
-            file.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-        } else {
-            file[next_pointer_at..next_pointer_at + 4]
-                .copy_from_slice(&(ifd_at as u32).to_le_bytes());
-            file.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-        }
-        for (entry, field) in entries.iter().zip(&fields) {
-            file.extend_from_slice(&entry.0.to_le_bytes());
-            file.extend_from_slice(&entry.1.to_le_bytes());
-            if bigtiff {
-                file.extend_from_slice(&entry.3.to_le_bytes());
-            } else {
-                file.extend_from_slice(&(entry.3 as u32).to_le_bytes());
-            }
-            if entry.0 == offsets_tag && offsets_at.is_none() {
-                offsets_at = Some(file.len());
-            }
-            file.extend_from_slice(field);
-        }
-        next_pointer_at = file.len();
-        file.extend_from_slice(&vec![0; inline]);
-        pending.push((offsets_at.expect("offsets written"), chunks, counts));
-    }
-
-    for (offsets_at, chunks, counts) in pending {
-        for (i, chunk) in chunks.iter().enumerate() {
-            if counts[i] == 0 {
-                continue;
-            }
-            let at = file.len() as u64;
-            file.extend_from_slice(chunk);
-            if bigtiff {
-                let slot = offsets_at + i * 8;
-                file[slot..slot + 8].copy_from_slice(&at.to_le_bytes());
-            } else {
-                let slot = offsets_at + i * 4;
-                file[slot..slot + 4].copy_from_slice(&(at as u32).to_le_bytes());
-            }
-        }
-    }
-    file
+    ));
+    assert!(
+        err.to_string()
+            .contains("convert it to a tiled pyramid tiff"),
+        "{err}"
+    );
 }

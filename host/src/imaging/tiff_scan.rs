@@ -185,7 +185,9 @@ fn pixel_format<R: Read + Seek>(
             "tiff sample format {sample_formats:?}; hint: only unsigned integer samples are read"
         ));
     }
-    let colour = decoder.colortype().map_err(|e| format!("tiff colour: {e}"))?;
+    let colour = decoder
+        .colortype()
+        .map_err(|e| format!("tiff colour: {e}"))?;
     PixelFormat::from_tiff(colour)
 }
 
@@ -239,7 +241,8 @@ fn same_aspect(base: &Page, page: &Page) -> bool {
     let (bw, bh) = (f64::from(base.width), f64::from(base.height));
     let (w, h) = (f64::from(page.width), f64::from(page.height));
     let close = |found: f64, expected: f64| {
-        (found - expected).abs() <= ASPECT_TOLERANCE_PIXELS.max(expected * ASPECT_TOLERANCE_FRACTION)
+        (found - expected).abs()
+            <= ASPECT_TOLERANCE_PIXELS.max(expected * ASPECT_TOLERANCE_FRACTION)
     };
     close(h, bh * w / bw) || close(w, bw * h / bh)
 }

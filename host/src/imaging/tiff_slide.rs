@@ -66,8 +66,12 @@ pub(super) fn open(file: FileAt, limits: &Limits) -> Result<Opened, ImagingError
     let mut index = 0;
     while decoder.more_images() && pages.len() < MAX_TIFF_PAGES {
         index += 1;
-        match decoder.next_image() {
-            Ok(()) => pages.push(Page::read(&mut decoder, index)?),
+        let page = decoder
+            .next_image()
+            .map_err(ImagingError::from_tiff)
+            .and_then(|()| Page::read(&mut decoder, index));
+        match page {
+            Ok(page) => pages.push(page),
             Err(e) => tracing::debug!(page = index, error = %e, "skipping unreadable tiff page"),
         }
     }
@@ -219,19 +223,32 @@ struct Pooled {
 /// One decoded tile: RGB8, `width` × `height` (edge tiles are cropped to the level).
 struct Tile {
     width: u32,
+    height: u32,
     rgb: Vec<u8>,
 }
 
 impl TiffSlide {
-    /// Reads `rect` of native level `level`; the caller has checked it lies inside.
+    /// Reads `rect` of native level `level`, which must lie inside it.
     pub fn read_region(&self, level: usize, rect: Rect) -> Result<Vec<u8>, ImagingError> {
+        let level_index = u32::try_from(level).unwrap_or(u32::MAX);
         let info = self.levels.get(level).ok_or(ImagingError::NoSuchLevel {
-            level: u32::try_from(level).unwrap_or(u32::MAX),
+            level: level_index,
             levels: u32::try_from(self.levels.len()).unwrap_or(u32::MAX),
         })?;
+        let inside = |start: u32, size: u32, limit: u32| {
+            size > 0 && start.checked_add(size).is_some_and(|end| end <= limit)
+        };
+        if !inside(rect.x, rect.width, info.width) || !inside(rect.y, rect.height, info.height) {
+            return Err(ImagingError::OutOfBounds {
+                level: level_index,
+                rect,
+                level_width: info.width,
+                level_height: info.height,
+            });
+        }
+
         let mut out = vec![0u8; rect.rgb_len()];
         let out_stride = rect.width as usize * 3;
-
         let (right, bottom) = (rect.x + rect.width - 1, rect.y + rect.height - 1);
         for ty in rect.y / info.tile_height..=bottom / info.tile_height {
             for tx in rect.x / info.tile_width..=right / info.tile_width {
@@ -242,8 +259,7 @@ impl TiffSlide {
                 let x0 = rect.x.max(tile_x);
                 let x1 = (right + 1).min(tile_x + tile.width);
                 let y0 = rect.y.max(tile_y);
-                let tile_rows = (tile.rgb.len() / (tile.width as usize * 3).max(1)) as u32;
-                let y1 = (bottom + 1).min(tile_y + tile_rows);
+                let y1 = (bottom + 1).min(tile_y + tile.height);
                 let row_len = x1.saturating_sub(x0) as usize * 3;
                 let tile_stride = tile.width as usize * 3;
 
@@ -258,7 +274,13 @@ impl TiffSlide {
     }
 
     /// The decoded tile at column `tx`, row `ty` of `level`, from the cache or the file.
-    fn tile(&self, level: usize, info: &Level, tx: u32, ty: u32) -> Result<Arc<Tile>, ImagingError> {
+    fn tile(
+        &self,
+        level: usize,
+        info: &Level,
+        tx: u32,
+        ty: u32,
+    ) -> Result<Arc<Tile>, ImagingError> {
         let index = u64::from(ty) * u64::from(info.tiles_across) + u64::from(tx);
         let key = (level, index);
         if let Some(tile) = self.lock_cache().get(key) {
@@ -310,7 +332,7 @@ impl TiffSlide {
             })?
         };
 
-        let tile = Arc::new(Tile { width, rgb });
+        let tile = Arc::new(Tile { width, height, rgb });
         self.lock_cache().insert(key, Arc::clone(&tile));
         Ok(tile)
     }
@@ -433,6 +455,9 @@ fn jpeg_frame_size(
             }
             // Start of scan or end of image before any frame header.
             0xDA | 0xD9 => return Ok(None),
+            // A fill byte before the marker, or a marker without a length.
+            0xFF => at += 1,
+            0x01 | 0xD0..=0xD7 => at += 2,
             _ => at += 2 + length,
         }
     }

@@ -34,6 +34,7 @@ pub struct RunOptions {
 }
 
 /// What a successful run produced.
+#[derive(Debug)]
 pub struct RunOutcome {
     /// The committed record.
     pub record: ResultRecord,

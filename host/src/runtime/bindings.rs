@@ -22,11 +22,11 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use tessera::plugin::types::{
+pub use self::tessera::plugin::types::{
     Annotation, Error as PluginError, Geometry, Measurement, Param, ParamKind, ParamSpec,
     ParamValue, Point, Rect,
 };
-use tessera::plugin::{data, host, types};
+use self::tessera::plugin::{data, host, types};
 
 /// An image a plugin opened: what the `image` resource handle points to.
 pub struct ImageHandle {
