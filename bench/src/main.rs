@@ -141,11 +141,13 @@ fn main() -> anyhow::Result<()> {
     })?;
     let artifact = scratch.path().join("nuclei.cwasm");
     let compiled = Component::new(&engine, &nuclei).map_err(anyhow::Error::from)?;
-    std::fs::write(&artifact, compiled.serialize().map_err(anyhow::Error::from)?)?;
+    std::fs::write(
+        &artifact,
+        compiled.serialize().map_err(anyhow::Error::from)?,
+    )?;
     let cached = time_n(50, || {
         // SAFETY: the artifact was serialized just above by this same engine.
-        unsafe { Component::deserialize_file(&engine, &artifact) }
-            .map_err(anyhow::Error::from)?;
+        unsafe { Component::deserialize_file(&engine, &artifact) }.map_err(anyhow::Error::from)?;
         Ok(())
     })?;
     let speedup = cold.as_secs_f64() / cached.as_secs_f64();
@@ -190,7 +192,9 @@ fn main() -> anyhow::Result<()> {
     const CALLS: u32 = 200_000;
     let start = Instant::now();
     for _ in 0..CALLS {
-        instance.call_noop(&mut store).map_err(anyhow::Error::from)?;
+        instance
+            .call_noop(&mut store)
+            .map_err(anyhow::Error::from)?;
     }
     let per_call = start.elapsed() / CALLS;
     rows.push(row(
@@ -231,11 +235,11 @@ fn main() -> anyhow::Result<()> {
         wasm_count = outcome.record.annotation_count;
         wasm_times.push(outcome.elapsed);
     }
-    let slide = lake.open_slide(&image)?;
-    let source = SlideSource(slide);
     let params = nuclei_detect::pipeline::NucleiParams::default();
     let mut native_count = 0;
     let native = time_n(3, || {
+        // A freshly opened slide each time, as each wasm run gets: same decoding work.
+        let source = SlideSource(lake.open_slide(&image)?);
         let analysis = nuclei_detect::analyze(&source, None, &params, &mut |_, _| Ok(()))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         native_count = analysis.to_output().annotations.len() as u64;
@@ -258,14 +262,20 @@ fn main() -> anyhow::Result<()> {
 
     // 5. The table.
     println!();
-    println!("{:<34} {:>14} {:>12} {:>6}", "MEASUREMENT", "VALUE", "TARGET", "");
+    println!(
+        "{:<34} {:>14} {:>12} {:>6}",
+        "MEASUREMENT", "VALUE", "TARGET", ""
+    );
     for r in &rows {
         let status = match r.pass {
             Some(true) => "ok",
             Some(false) => "MISS",
             None => "",
         };
-        println!("{:<34} {:>14} {:>12} {:>6}", r.what, r.value, r.target, status);
+        println!(
+            "{:<34} {:>14} {:>12} {:>6}",
+            r.what, r.value, r.target, status
+        );
     }
     println!();
     println!(

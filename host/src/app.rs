@@ -139,12 +139,11 @@ impl Tessera {
     /// Opens the pixels of a stored image.
     pub fn open_slide(&self, image: &ImageRecord) -> Result<Arc<Slide>, Error> {
         let path = self.store.blob_path(&image.digest);
-        let slide = Slide::open(&path, &self.config.image_limits).map_err(|source| {
-            Error::Image {
+        let slide =
+            Slide::open(&path, &self.config.image_limits).map_err(|source| Error::Image {
                 path: format!("image {}", image.id),
                 source,
-            }
-        })?;
+            })?;
         Ok(Arc::new(slide))
     }
 
@@ -163,9 +162,8 @@ impl Tessera {
 
         // 1. The manifest.
         let manifest_path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
-            install_error(format!("cannot read {}: {e}", manifest_path.display()))
-        })?;
+        let text = std::fs::read_to_string(&manifest_path)
+            .map_err(|e| install_error(format!("cannot read {}: {e}", manifest_path.display())))?;
         let manifest = Manifest::parse(&text, &manifest_path.display().to_string())?;
         let id = manifest.plugin.id.clone();
 
@@ -182,14 +180,13 @@ impl Tessera {
                 ))
             })?,
         };
-        let bytes = std::fs::read(&component_path).map_err(|e| {
-            install_error(format!("cannot read {}: {e}", component_path.display()))
-        })?;
+        let bytes = std::fs::read(&component_path)
+            .map_err(|e| install_error(format!("cannot read {}: {e}", component_path.display())))?;
         let digest = crate::runtime::cache::sha256_hex(&bytes);
         let limits = PluginLimits::clamped(manifest.memory_bytes(), manifest.call_time());
-        let loaded =
-            self.runtime
-                .load(&id, &manifest.plugin.version, &bytes, &digest, limits)?;
+        let loaded = self
+            .runtime
+            .load(&id, &manifest.plugin.version, &bytes, &digest, limits)?;
         let info = loaded.describe()?;
         plugins::check_description(&manifest, &info)
             .map_err(|e| install_error(format!("plugin `{id}`: {e}")))?;
@@ -221,13 +218,10 @@ impl Tessera {
         let bytes = self.store.read_blob(digest)?;
         let m = &record.manifest;
         let limits = PluginLimits::clamped(m.memory_bytes(), m.call_time());
-        let loaded = Arc::new(self.runtime.load(
-            id,
-            &m.plugin.version,
-            &bytes,
-            digest,
-            limits,
-        )?);
+        let loaded = Arc::new(
+            self.runtime
+                .load(id, &m.plugin.version, &bytes, digest, limits)?,
+        );
         self.lock_loaded().insert(digest.clone(), loaded.clone());
         Ok((record, loaded))
     }

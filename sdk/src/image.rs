@@ -284,7 +284,10 @@ impl ImageSource for MemoryImage {
     }
 
     fn read_region(&self, level: u32, rect: Rect) -> Result<RgbImage, Error> {
-        let inside = rect.x.checked_add(rect.width).is_some_and(|r| r <= self.image.width)
+        let inside = rect
+            .x
+            .checked_add(rect.width)
+            .is_some_and(|r| r <= self.image.width)
             && rect
                 .y
                 .checked_add(rect.height)

@@ -58,6 +58,7 @@ pub const API_VERSION: &str = "0.1.0";
 #[doc(hidden)]
 pub mod bindings {
     #![allow(missing_docs, reason = "generated code")]
+    #![allow(clippy::too_many_arguments, reason = "generated code")]
     wit_bindgen::generate!({
         path: "../wit/0.1.0",
         world: "algorithm",

@@ -159,7 +159,10 @@ pub struct Params {
 impl Params {
     pub(crate) fn from_wit(params: Vec<wit::Param>) -> Self {
         Params {
-            values: params.into_iter().map(|p| (p.name, p.value.into())).collect(),
+            values: params
+                .into_iter()
+                .map(|p| (p.name, p.value.into()))
+                .collect(),
         }
     }
 

@@ -118,7 +118,11 @@ impl Output {
 
     pub(crate) fn into_wit(self) -> wit_alg::RunResult {
         wit_alg::RunResult {
-            annotations: self.annotations.into_iter().map(annotation_to_wit).collect(),
+            annotations: self
+                .annotations
+                .into_iter()
+                .map(annotation_to_wit)
+                .collect(),
             measurements: self
                 .measurements
                 .into_iter()

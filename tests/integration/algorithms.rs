@@ -8,18 +8,32 @@ use crate::support::{self, lake, measurement, reference, sample, within};
 fn nuclei_detect_matches_scikit_image_on_the_ihc_sample() {
     let lake = lake();
     lake.install("nuclei-detect");
-    let (image, _) = lake.tessera.import_file(&sample("skimage_ihc.png")).unwrap();
+    let (image, _) = lake
+        .tessera
+        .import_file(&sample("skimage_ihc.png"))
+        .unwrap();
 
-    let outcome =
-        jobs::run_on_image(&lake.tessera, "nuclei-detect", &image, RunOptions::default()).unwrap();
+    let outcome = jobs::run_on_image(
+        &lake.tessera,
+        "nuclei-detect",
+        &image,
+        RunOptions::default(),
+    )
+    .unwrap();
 
     let expected = &reference()["images"]["skimage_ihc.png"]["nuclei"];
     let count = measurement(&outcome, "nuclei-count");
     let mean = measurement(&outcome, "mean-nucleus-area");
     let want_count = expected["count"].as_f64().unwrap();
     let want_mean = expected["mean_area_px"].as_f64().unwrap();
-    assert!(within(count, want_count, 0.02), "count {count}, scikit-image {want_count}");
-    assert!(within(mean, want_mean, 0.02), "mean area {mean}, scikit-image {want_mean}");
+    assert!(
+        within(count, want_count, 0.02),
+        "count {count}, scikit-image {want_count}"
+    );
+    assert!(
+        within(mean, want_mean, 0.02),
+        "mean area {mean}, scikit-image {want_mean}"
+    );
     assert_eq!(outcome.result.annotations.len() as f64, count);
 }
 
@@ -33,14 +47,21 @@ fn tissue_detect_matches_scikit_image_on_the_png_and_the_svs() {
         ("cmu_small_region.svs", "cmu_small_region.svs#level0"),
     ] {
         let (image, _) = lake.tessera.import_file(&sample(file)).unwrap();
-        let outcome =
-            jobs::run_on_image(&lake.tessera, "tissue-detect", &image, RunOptions::default())
-                .unwrap();
+        let outcome = jobs::run_on_image(
+            &lake.tessera,
+            "tissue-detect",
+            &image,
+            RunOptions::default(),
+        )
+        .unwrap();
         let fraction = measurement(&outcome, "tissue-fraction");
         let want = refs["images"][key]["grayscale"]["tissue_fraction_float"]
             .as_f64()
             .unwrap();
-        assert!(within(fraction, want, 0.02), "{file}: fraction {fraction}, scikit-image {want}");
+        assert!(
+            within(fraction, want, 0.02),
+            "{file}: fraction {fraction}, scikit-image {want}"
+        );
         assert!(
             !outcome.result.annotations.is_empty(),
             "{file}: tissue outlines expected"
@@ -52,9 +73,15 @@ fn tissue_detect_matches_scikit_image_on_the_png_and_the_svs() {
 fn results_carry_their_provenance_and_a_geojson_feature_per_nucleus() {
     let lake = lake();
     lake.install("nuclei-detect");
-    let (image, _) = lake.tessera.import_file(&sample("skimage_ihc.png")).unwrap();
+    let (image, _) = lake
+        .tessera
+        .import_file(&sample("skimage_ihc.png"))
+        .unwrap();
     let options = RunOptions {
-        params: vec![("sigma".into(), "2.0".into()), ("min-area".into(), "50".into())],
+        params: vec![
+            ("sigma".into(), "2.0".into()),
+            ("min-area".into(), "50".into()),
+        ],
         ..RunOptions::default()
     };
     let outcome = jobs::run_on_image(&lake.tessera, "nuclei-detect", &image, options).unwrap();
@@ -81,7 +108,10 @@ fn results_carry_their_provenance_and_a_geojson_feature_per_nucleus() {
 fn a_parameter_out_of_range_is_refused_before_the_plugin_runs() {
     let lake = lake();
     lake.install("nuclei-detect");
-    let (image, _) = lake.tessera.import_file(&sample("skimage_ihc.png")).unwrap();
+    let (image, _) = lake
+        .tessera
+        .import_file(&sample("skimage_ihc.png"))
+        .unwrap();
     let options = RunOptions {
         params: vec![("sigma".into(), "100".into())],
         ..RunOptions::default()
@@ -112,12 +142,15 @@ fn the_hello_plugin_reports_the_image_size_on_a_tiled_pyramid() {
 
 #[test]
 fn progress_reaches_the_caller() {
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     let lake = lake();
     lake.install("nuclei-detect");
-    let (image, _) = lake.tessera.import_file(&sample("cmu_small_region.svs")).unwrap();
+    let (image, _) = lake
+        .tessera
+        .import_file(&sample("cmu_small_region.svs"))
+        .unwrap();
     let last = Arc::new(AtomicU64::new(0));
     let seen = last.clone();
     let options = RunOptions {

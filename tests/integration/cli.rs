@@ -53,7 +53,11 @@ fn run_on_a_file_imports_it_and_writes_geojson() {
     assert!(text(&run.stdout).contains("width"), "{}", text(&run.stdout));
 
     let list = tessera(data.path(), &["plugin", "list"]);
-    assert!(text(&list.stdout).contains("hello-plugin 0.1.0"), "{}", text(&list.stdout));
+    assert!(
+        text(&list.stdout).contains("hello-plugin 0.1.0"),
+        "{}",
+        text(&list.stdout)
+    );
 }
 
 #[test]

@@ -6,10 +6,17 @@ fn assert_refused(lake: &Lake, name: &str, bytes: &[u8], expected: &str) {
     let path = lake.dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     let err = lake.tessera.import_file(&path).unwrap_err().to_string();
-    assert!(err.contains(expected), "{name}: `{err}` should mention `{expected}`");
+    assert!(
+        err.contains(expected),
+        "{name}: `{err}` should mention `{expected}`"
+    );
     assert!(err.contains(name), "{name}: `{err}` should name the file");
     assert!(lake.tessera.store().images().unwrap().is_empty());
-    assert_eq!(lake.files_under("blobs"), 0, "{name}: no blob may be stored");
+    assert_eq!(
+        lake.files_under("blobs"),
+        0,
+        "{name}: no blob may be stored"
+    );
 }
 
 /// A little-endian TIFF header and one IFD claiming `width` × `height` RGB pixels, no data.
@@ -17,14 +24,14 @@ fn huge_tiff_header(width: u32, height: u32) -> Vec<u8> {
     let mut b = b"II*\0".to_vec();
     b.extend(8u32.to_le_bytes());
     let entries: &[(u16, u16, u32, u32)] = &[
-        (256, 4, 1, width),  // ImageWidth
-        (257, 4, 1, height), // ImageLength
-        (258, 3, 1, 8),      // BitsPerSample
-        (259, 3, 1, 1),      // Compression: none
-        (262, 3, 1, 2),      // Photometric: RGB
-        (273, 4, 1, 200),    // StripOffsets
-        (277, 3, 1, 3),      // SamplesPerPixel
-        (278, 4, 1, height), // RowsPerStrip
+        (256, 4, 1, width),                                      // ImageWidth
+        (257, 4, 1, height),                                     // ImageLength
+        (258, 3, 1, 8),                                          // BitsPerSample
+        (259, 3, 1, 1),                                          // Compression: none
+        (262, 3, 1, 2),                                          // Photometric: RGB
+        (273, 4, 1, 200),                                        // StripOffsets
+        (277, 3, 1, 3),                                          // SamplesPerPixel
+        (278, 4, 1, height),                                     // RowsPerStrip
         (279, 4, 1, width.wrapping_mul(height).wrapping_mul(3)), // StripByteCounts
     ];
     b.extend((entries.len() as u16).to_le_bytes());
@@ -59,20 +66,36 @@ fn a_truncated_png_is_refused() {
 #[test]
 fn a_tiff_claiming_100000_by_100000_pixels_is_refused_before_allocating() {
     let lake = lake();
-    assert_refused(&lake, "huge.tif", &huge_tiff_header(100_000, 100_000), "100000");
+    assert_refused(
+        &lake,
+        "huge.tif",
+        &huge_tiff_header(100_000, 100_000),
+        "100000",
+    );
 }
 
 #[test]
 fn a_text_file_named_tif_is_refused() {
     let lake = lake();
-    assert_refused(&lake, "notes.tif", b"these are not pixels\n", "not a recognized image");
+    assert_refused(
+        &lake,
+        "notes.tif",
+        b"these are not pixels\n",
+        "not a recognized image",
+    );
 }
 
 #[test]
 fn importing_the_same_file_twice_stores_it_once() {
     let lake = lake();
-    let (a, new_a) = lake.tessera.import_file(&sample("skimage_ihc.png")).unwrap();
-    let (b, new_b) = lake.tessera.import_file(&sample("skimage_ihc.png")).unwrap();
+    let (a, new_a) = lake
+        .tessera
+        .import_file(&sample("skimage_ihc.png"))
+        .unwrap();
+    let (b, new_b) = lake
+        .tessera
+        .import_file(&sample("skimage_ihc.png"))
+        .unwrap();
     assert!(new_a && !new_b);
     assert_eq!(a.id, b.id);
     assert_eq!(lake.files_under("blobs"), 1);

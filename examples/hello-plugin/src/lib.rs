@@ -11,7 +11,11 @@ impl Algorithm for Hello {
     const DESCRIPTION: &'static str = "Reports the size and mean brightness of an image";
 
     fn params() -> Vec<ParamSpec> {
-        vec![ParamSpec::text("label", "Label of the point annotation", "centre")]
+        vec![ParamSpec::text(
+            "label",
+            "Label of the point annotation",
+            "centre",
+        )]
     }
 
     fn run(input: Input) -> Result<Output, Error> {
@@ -21,7 +25,11 @@ impl Algorithm for Hello {
         let sum: u64 = pixels.data.iter().map(|&v| u64::from(v)).sum();
         let mean = sum as f64 / pixels.data.len().max(1) as f64;
 
-        let centre = Annotation::point(f64::from(info.width) / 2.0, f64::from(info.height) / 2.0, input.params.text("label")?);
+        let centre = Annotation::point(
+            f64::from(info.width) / 2.0,
+            f64::from(info.height) / 2.0,
+            input.params.text("label")?,
+        );
         Ok(Output::new()
             .annotation(centre)
             .measurement(Measurement::new("width", f64::from(info.width)).unit("px"))

@@ -113,9 +113,8 @@ pub fn run(t: &Tessera, samples: &Path, plugins_dir: &Path) -> anyhow::Result<()
 }
 
 fn print_table(rows: &[Row]) {
-    let cell = |v: Option<f64>, digits: usize| {
-        v.map_or("-".to_string(), |v| format!("{v:.digits$}"))
-    };
+    let cell =
+        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
     println!();
     println!(
         "{:<30} {:>11} {:>7} {:>16} {:>16} {:>10}",

@@ -46,7 +46,10 @@ pub fn images(images: &[ImageRecord]) {
         println!("no images; hint: `tessera import FILE`");
         return;
     }
-    println!("{:<22} {:<32} {:>12} {:>7} {:>7}", "ID", "NAME", "SIZE", "LEVELS", "FORMAT");
+    println!(
+        "{:<22} {:<32} {:>12} {:>7} {:>7}",
+        "ID", "NAME", "SIZE", "LEVELS", "FORMAT"
+    );
     for i in images {
         println!(
             "{:<22} {:<32} {:>12} {:>7} {:>7}",
@@ -85,8 +88,10 @@ pub fn plugins(records: &[PluginRecord]) {
             m.plugin.version,
             m.plugin.kind,
             m.plugin.api,
-            m.memory_bytes().map_or("default".into(), |b| (b >> 20).to_string()),
-            m.call_time().map_or("default".into(), |t| t.as_secs().to_string()),
+            m.memory_bytes()
+                .map_or("default".into(), |b| (b >> 20).to_string()),
+            m.call_time()
+                .map_or("default".into(), |t| t.as_secs().to_string()),
         );
         if !m.plugin.description.is_empty() {
             println!("    {}", m.plugin.description);
@@ -127,7 +132,11 @@ pub fn run_summary(image: &ImageRecord, outcome: &RunOutcome, out: Option<&Path>
             m.unit.as_deref().unwrap_or("")
         );
     }
-    println!("  result {}  geojson {}", r.id, outcome.geojson_path.display());
+    println!(
+        "  result {}  geojson {}",
+        r.id,
+        outcome.geojson_path.display()
+    );
     if let Some(out) = out {
         println!("  written to {}", out.display());
     }

@@ -176,16 +176,18 @@ fn decoding_reason(err: &image::error::DecodingError) -> String {
     }
 }
 
-/// An end of file in the middle of decoding means the file is cut short, and invalid data
-/// reported through I/O (decompressors do this) means it is damaged; other I/O errors are about
-/// the file system, not the image.
+/// An I/O error while decoding is about the image unless the operating system raised it: an
+/// end of file means the file is cut short, and decompressors report damaged data as I/O errors
+/// of their own making.
 fn io_error(format: ImageFormat, err: io::Error) -> ImagingError {
-    match err.kind() {
-        io::ErrorKind::UnexpectedEof => ImagingError::corrupt(
+    if err.raw_os_error().is_some() {
+        ImagingError::Io(err)
+    } else if err.kind() == io::ErrorKind::UnexpectedEof {
+        ImagingError::corrupt(
             format,
             format!("{err}; hint: the file is probably truncated"),
-        ),
-        io::ErrorKind::InvalidData => ImagingError::corrupt(format, err.to_string()),
-        _ => ImagingError::Io(err),
+        )
+    } else {
+        ImagingError::corrupt(format, err.to_string())
     }
 }

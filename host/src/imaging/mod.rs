@@ -236,6 +236,7 @@ struct Opened {
 impl Slide {
     /// Opens the image at `path`, recognizing the format from its first bytes (the extension
     /// is ignored). Flat images are decoded here; TIFF levels are checked here and read later.
+    /// Errors do not repeat the path; the caller adds it.
     pub fn open(path: &Path, limits: &Limits) -> Result<Slide, ImagingError> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();

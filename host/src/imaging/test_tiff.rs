@@ -98,7 +98,11 @@ impl TestPage {
                 let mut chunks = Vec::new();
                 for ty in 0..self.height.div_ceil(th) {
                     for tx in 0..self.width.div_ceil(tw) {
-                        chunks.push(self.chunk(tx * tw, ty * th, tw, th));
+                        if self.sparse_tiles.contains(&chunks.len()) {
+                            chunks.push(Vec::new());
+                        } else {
+                            chunks.push(self.chunk(tx * tw, ty * th, tw, th));
+                        }
                     }
                 }
                 chunks

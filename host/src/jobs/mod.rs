@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use crate::app::{Error, Tessera};
 use crate::imaging::Slide;
 use crate::plugins::params;
-use crate::runtime::{
-    CallContext, DataScope, ProgressFn, Rect, RunRequest, RunResult, ScopeError,
-};
+use crate::runtime::{CallContext, DataScope, ProgressFn, Rect, RunRequest, RunResult, ScopeError};
 use crate::store::{ImageRecord, MeasurementRecord, ResultRecord};
 
 /// How to run.
@@ -78,7 +76,12 @@ pub fn run_on_image(
 
     // 1. The scope: this image only; other ids in the store are denied, unknown ones not found.
     let slide = tessera.open_slide(image)?;
-    let known = tessera.store().images()?.into_iter().map(|i| i.id).collect();
+    let known = tessera
+        .store()
+        .images()?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
     let scope = JobScope {
         allowed: HashMap::from([(image.id.clone(), slide)]),
         known,

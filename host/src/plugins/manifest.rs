@@ -204,9 +204,7 @@ impl Manifest {
 
     /// Time budget asked for.
     pub fn call_time(&self) -> Option<std::time::Duration> {
-        self.limits
-            .time_seconds
-            .map(std::time::Duration::from_secs)
+        self.limits.time_seconds.map(std::time::Duration::from_secs)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -230,7 +228,10 @@ impl Manifest {
             ));
         }
         let api = ApiVersion::parse(&p.api).ok_or_else(|| {
-            format!("plugin.api `{}` is not a `major.minor.patch` version", p.api)
+            format!(
+                "plugin.api `{}` is not a `major.minor.patch` version",
+                p.api
+            )
         })?;
         if !api.runs_on(&HOST_API_VERSION) {
             return Err(format!(
@@ -244,17 +245,13 @@ impl Manifest {
         if let Some(m) = self.limits.memory_mib
             && !(1..=max_mib).contains(&m)
         {
-            return Err(format!(
-                "limits.memory-mib is {m}, expected 1 to {max_mib}"
-            ));
+            return Err(format!("limits.memory-mib is {m}, expected 1 to {max_mib}"));
         }
         let max_s = MAX_CALL_TIME.as_secs();
         if let Some(t) = self.limits.time_seconds
             && !(1..=max_s).contains(&t)
         {
-            return Err(format!(
-                "limits.time-seconds is {t}, expected 1 to {max_s}"
-            ));
+            return Err(format!("limits.time-seconds is {t}, expected 1 to {max_s}"));
         }
 
         let mut seen = std::collections::HashSet::new();
@@ -303,17 +300,26 @@ impl ParamDecl {
             }
             ParamType::Flag => {
                 if !self.default.is_bool() {
-                    return Err(format!("default should be true or false, found {}", self.default));
+                    return Err(format!(
+                        "default should be true or false, found {}",
+                        self.default
+                    ));
                 }
             }
             ParamType::Text => {
                 if !self.default.is_str() {
-                    return Err(format!("default should be a string, found {}", self.default));
+                    return Err(format!(
+                        "default should be a string, found {}",
+                        self.default
+                    ));
                 }
             }
             ParamType::Choice => {
                 let Some(d) = self.default.as_str() else {
-                    return Err(format!("default should be a string, found {}", self.default));
+                    return Err(format!(
+                        "default should be a string, found {}",
+                        self.default
+                    ));
                 };
                 if !self.choices.iter().any(|c| c == d) {
                     return Err(format!("default `{d}` is not one of {:?}", self.choices));
@@ -378,7 +384,11 @@ max = 10.0
     fn out_of_range_limits_name_the_field_and_range() {
         let text = GOOD.replace("memory-mib = 512", "memory-mib = 999999");
         let err = Manifest::parse(&text, "tessera.toml").unwrap_err();
-        assert!(err.to_string().contains("limits.memory-mib is 999999, expected 1 to 4096"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("limits.memory-mib is 999999, expected 1 to 4096"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -47,9 +47,11 @@ pub fn default_value(decl: &ParamDecl) -> ParamValue {
     let d = &decl.default;
     match decl.kind {
         ParamType::Int => ParamValue::Int(d.as_integer().unwrap_or_default()),
-        ParamType::Float => {
-            ParamValue::Float(d.as_float().or(d.as_integer().map(|i| i as f64)).unwrap_or_default())
-        }
+        ParamType::Float => ParamValue::Float(
+            d.as_float()
+                .or(d.as_integer().map(|i| i as f64))
+                .unwrap_or_default(),
+        ),
         ParamType::Flag => ParamValue::Flag(d.as_bool().unwrap_or_default()),
         ParamType::Text => ParamValue::Text(d.as_str().unwrap_or_default().to_string()),
         ParamType::Choice => ParamValue::Choice(d.as_str().unwrap_or_default().to_string()),
@@ -69,7 +71,9 @@ fn parse(decl: &ParamDecl, text: &str) -> Result<ParamValue, String> {
         if v.is_finite() && (min..=max).contains(&v) {
             Ok(())
         } else {
-            Err(format!("parameter `{name}` is {text}, expected {min} to {max}"))
+            Err(format!(
+                "parameter `{name}` is {text}, expected {min} to {max}"
+            ))
         }
     };
     match decl.kind {
@@ -143,6 +147,9 @@ mod tests {
     #[test]
     fn an_unknown_parameter_lists_the_known_ones() {
         let err = resolve(&[sigma()], &[("sigam".into(), "2".into())]).unwrap_err();
-        assert!(err.contains("unknown parameter `sigam`; known: sigma"), "{err}");
+        assert!(
+            err.contains("unknown parameter `sigam`; known: sigma"),
+            "{err}"
+        );
     }
 }

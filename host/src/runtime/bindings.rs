@@ -114,10 +114,15 @@ impl data::HostImage for PluginState {
         };
         match handle.slide.read_region(level, rect) {
             Ok(bytes) => Ok(Ok(bytes)),
-            Err(e @ (imaging::ImagingError::OutOfBounds { .. }
-            | imaging::ImagingError::NoSuchLevel { .. })) => {
-                Ok(Err(PluginError::InvalidInput(e.to_string())))
-            }
+            Err(
+                e @ (imaging::ImagingError::OutOfBounds { .. }
+                | imaging::ImagingError::NoSuchLevel { .. }
+                | imaging::ImagingError::EmptyRegion { .. }
+                | imaging::ImagingError::TooLarge {
+                    subject: imaging::Subject::Region,
+                    ..
+                }),
+            ) => Ok(Err(PluginError::InvalidInput(e.to_string()))),
             Err(e) => {
                 tracing::warn!(plugin = %self.plugin, image = %handle.id, error = %e, "region read failed");
                 Ok(Err(PluginError::Internal(format!(
@@ -148,11 +153,17 @@ impl host::Host for PluginState {
         }
         let plugin = &*self.plugin;
         match level {
-            host::LogLevel::Trace => tracing::trace!(target: "tessera::plugin", plugin, "{message}"),
-            host::LogLevel::Debug => tracing::debug!(target: "tessera::plugin", plugin, "{message}"),
+            host::LogLevel::Trace => {
+                tracing::trace!(target: "tessera::plugin", plugin, "{message}")
+            }
+            host::LogLevel::Debug => {
+                tracing::debug!(target: "tessera::plugin", plugin, "{message}")
+            }
             host::LogLevel::Info => tracing::info!(target: "tessera::plugin", plugin, "{message}"),
             host::LogLevel::Warn => tracing::warn!(target: "tessera::plugin", plugin, "{message}"),
-            host::LogLevel::Error => tracing::error!(target: "tessera::plugin", plugin, "{message}"),
+            host::LogLevel::Error => {
+                tracing::error!(target: "tessera::plugin", plugin, "{message}")
+            }
         }
         Ok(())
     }

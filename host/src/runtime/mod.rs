@@ -23,8 +23,8 @@ pub mod limits;
 mod output;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -35,11 +35,11 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use bindings::{Algorithm, AlgorithmPre};
 pub use bindings::{
     Annotation, Geometry, Measurement, Param, ParamKind, ParamSpec, ParamValue, PluginError,
     PluginInfo, Point, Rect, RunRequest, RunResult,
 };
-use bindings::{Algorithm, AlgorithmPre};
 use cache::ComponentCache;
 use limits::*;
 use output::CapturedOutput;
@@ -270,7 +270,9 @@ impl Runtime {
         digest: &str,
         limits: PluginLimits,
     ) -> Result<LoadedPlugin, RuntimeError> {
-        let component = self.cache.load_or_compile(&self.engine, bytes, digest, plugin_id)?;
+        let component = self
+            .cache
+            .load_or_compile(&self.engine, bytes, digest, plugin_id)?;
         self.prelink(plugin_id, version, digest, &component, limits)
     }
 
@@ -403,9 +405,12 @@ impl LoadedPlugin {
 
     /// Instantiates the plugin and asks for its name, version and parameters.
     pub fn describe(&self) -> Result<PluginInfo, RuntimeError> {
-        self.call(CallContext::closed(), "describe", DESCRIBE_TIME, |store, alg| {
-            alg.call_describe(store)
-        })
+        self.call(
+            CallContext::closed(),
+            "describe",
+            DESCRIBE_TIME,
+            |store, alg| alg.call_describe(store),
+        )
     }
 
     /// Runs the algorithm on one image.
@@ -423,19 +428,29 @@ impl LoadedPlugin {
 
     /// Instantiates in a fresh store and returns it, for the benchmark's instantiation figure.
     pub fn instantiate_only(&self) -> Result<(), RuntimeError> {
-        self.call(CallContext::closed(), "instantiate", DESCRIBE_TIME, |_, _| Ok(()))
+        self.call(
+            CallContext::closed(),
+            "instantiate",
+            DESCRIBE_TIME,
+            |_, _| Ok(()),
+        )
     }
 
     /// Instantiates once and makes `n` calls of `describe` in the same store, returning the
     /// total time of the calls alone (the benchmark's per-call figure).
     pub fn time_describe_calls(&self, n: u32) -> Result<Duration, RuntimeError> {
-        self.call(CallContext::closed(), "describe", DESCRIBE_TIME, |store, alg| {
-            let start = std::time::Instant::now();
-            for _ in 0..n {
-                alg.call_describe(&mut *store)?;
-            }
-            Ok(start.elapsed())
-        })
+        self.call(
+            CallContext::closed(),
+            "describe",
+            DESCRIBE_TIME,
+            |store, alg| {
+                let start = std::time::Instant::now();
+                for _ in 0..n {
+                    alg.call_describe(&mut *store)?;
+                }
+                Ok(start.elapsed())
+            },
+        )
     }
 
     /// One call: fresh store, limits, instantiate, call `f`, classify any failure.
@@ -446,7 +461,8 @@ impl LoadedPlugin {
         time: Duration,
         f: impl FnOnce(&mut Store<PluginState>, &Algorithm) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
-        let span = tracing::debug_span!("plugin_call", plugin = %self.id, version = %self.version, export);
+        let span =
+            tracing::debug_span!("plugin_call", plugin = %self.id, version = %self.version, export);
         let _enter = span.enter();
 
         // 1. A closed WASI context whose output lands in capped buffers.

@@ -233,7 +233,8 @@ impl Store {
             key: key.to_string(),
             reason: e.to_string(),
         })?;
-        tree.insert(key, bytes).map_err(|source| self.db_error(source))?;
+        tree.insert(key, bytes)
+            .map_err(|source| self.db_error(source))?;
         self.db.flush().map_err(|source| self.db_error(source))?;
         Ok(())
     }
@@ -308,7 +309,10 @@ impl Store {
 
     /// A new unique, time-ordered id with the given prefix.
     pub fn new_id(&self, prefix: &str) -> Result<String> {
-        let n = self.db.generate_id().map_err(|source| self.db_error(source))?;
+        let n = self
+            .db
+            .generate_id()
+            .map_err(|source| self.db_error(source))?;
         Ok(format!("{prefix}-{n:010}"))
     }
 }

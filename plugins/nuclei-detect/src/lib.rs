@@ -66,7 +66,12 @@ pub fn analyze(
             outer.height as usize,
             params.sigma,
         );
-        let window = Rect::new(inner.x - outer.x, inner.y - outer.y, tile.width, tile.height);
+        let window = Rect::new(
+            inner.x - outer.x,
+            inner.y - outer.y,
+            tile.width,
+            tile.height,
+        );
         let at = (tile.x as usize, tile.y as usize);
         paste(&mut plane, w, at, &smoothed, outer.width as usize, window);
         progress(i as u64 + 1, total)?;
@@ -95,14 +100,19 @@ impl Analysis {
             let y = (f64::from(self.area.y) + n.centroid_y) * ds;
             let area = n.area as f64 * px_area;
             total_area += area;
-            output.annotations.push(Annotation::point(x, y, "nucleus").with("area", area));
+            output
+                .annotations
+                .push(Annotation::point(x, y, "nucleus").with("area", area));
         }
         let count = self.outcome.nuclei.len() as f64;
         let mean = if count > 0.0 { total_area / count } else { 0.0 };
         output
             .measurement(Measurement::new("nuclei-count", count))
             .measurement(Measurement::new("mean-nucleus-area", mean).unit("px"))
-            .measurement(Measurement::new("threshold", f64::from(self.outcome.threshold)))
+            .measurement(Measurement::new(
+                "threshold",
+                f64::from(self.outcome.threshold),
+            ))
             .measurement(Measurement::new("analysis-level", f64::from(self.level)))
     }
 }

@@ -77,7 +77,10 @@ impl Analysis {
         }
         output
             .measurement(Measurement::new("tissue-fraction", self.outcome.fraction))
-            .measurement(Measurement::new("threshold", f64::from(self.outcome.threshold)))
+            .measurement(Measurement::new(
+                "threshold",
+                f64::from(self.outcome.threshold),
+            ))
             .measurement(Measurement::new("analysis-level", f64::from(self.level)))
     }
 }
