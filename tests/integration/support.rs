@@ -56,11 +56,12 @@ pub fn wasm_dir() -> &'static Path {
     })
 }
 
-/// The `tessera` binary, built once.
+/// The `tessera` binary, built once. The build selects the whole workspace with all targets,
+/// as `cargo test --workspace` does, so it reuses the dependencies the tests were built with.
 pub fn tessera_bin() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        cargo(&["build", "-p", "tessera", "--bin", "tessera", "--quiet"]);
+        cargo(&["build", "--workspace", "--all-targets", "--quiet"]);
         target_dir().join("debug").join("tessera")
     })
 }

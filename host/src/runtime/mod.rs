@@ -426,30 +426,14 @@ impl LoadedPlugin {
         })
     }
 
-    /// Instantiates in a fresh store and returns it, for the benchmark's instantiation figure.
+    /// Builds a fresh store and instantiates, calling nothing: the benchmark's instantiation
+    /// figure.
     pub fn instantiate_only(&self) -> Result<(), RuntimeError> {
         self.call(
             CallContext::closed(),
             "instantiate",
             DESCRIBE_TIME,
             |_, _| Ok(()),
-        )
-    }
-
-    /// Instantiates once and makes `n` calls of `describe` in the same store, returning the
-    /// total time of the calls alone (the benchmark's per-call figure).
-    pub fn time_describe_calls(&self, n: u32) -> Result<Duration, RuntimeError> {
-        self.call(
-            CallContext::closed(),
-            "describe",
-            DESCRIBE_TIME,
-            |store, alg| {
-                let start = std::time::Instant::now();
-                for _ in 0..n {
-                    alg.call_describe(&mut *store)?;
-                }
-                Ok(start.elapsed())
-            },
         )
     }
 
