@@ -132,6 +132,9 @@ impl Tessera {
             (Some(_), Some(_)) => Err(Error::Invalid(format!(
                 "several images are named `{key}`; use the image id"
             ))),
+            _ if Path::new(key).components().count() > 1 => Err(Error::NotFound(format!(
+                "no image `{key}` in the store, and no such file"
+            ))),
             _ => Err(Error::NotFound(format!("no image `{key}` in the store"))),
         }
     }
@@ -172,11 +175,11 @@ impl Tessera {
         let component_path = match component {
             Some(p) => p.to_path_buf(),
             None => plugins::locate_component(dir, &id).ok_or_else(|| {
+                let names = plugins::component_names(dir, &id).join(" or ");
                 install_error(format!(
-                    "no component found for `{id}` (looked for {}.wasm in the directory and \
-                     in target/wasm32-wasip2/release); hint: build it with \
-                     `cargo build --release --target wasm32-wasip2 -p {id}`",
-                    id.replace('-', "_")
+                    "no component found for `{id}` (looked for {names} in the directory and in \
+                     target/wasm32-wasip2/release); hint: run `cargo build --release --target \
+                     wasm32-wasip2` in the plugin's crate, or pass --component FILE"
                 ))
             })?,
         };

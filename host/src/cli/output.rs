@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera::jobs::RunOutcome;
-use tessera::plugins::params::default_value;
+use tessera::plugins::params::{default_value, value_text};
 use tessera::store::{ImageRecord, PluginRecord};
 
 /// Prints an error as one line with its causes, on stderr.
@@ -103,10 +103,10 @@ pub fn plugins(records: &[PluginRecord]) {
                 _ => String::new(),
             };
             println!(
-                "    --param {}=<{}> default {:?}{range}  {}",
+                "    --param {}=<{}> default {}{range}  {}",
                 d.name,
                 tessera::plugins::manifest::type_name(d.kind),
-                default_value(d),
+                value_text(&default_value(d)),
                 d.description
             );
         }
@@ -116,8 +116,9 @@ pub fn plugins(records: &[PluginRecord]) {
 /// What one run produced.
 pub fn run_summary(image: &ImageRecord, outcome: &RunOutcome, out: Option<&Path>) {
     let r = &outcome.record;
+    let plural = if r.annotation_count == 1 { "" } else { "s" };
     println!(
-        "{} on {} ({}): {} annotations in {}",
+        "{} on {} ({}): {} annotation{plural} in {}",
         r.plugin_id,
         image.name,
         image.id,
@@ -125,12 +126,13 @@ pub fn run_summary(image: &ImageRecord, outcome: &RunOutcome, out: Option<&Path>
         human(outcome.elapsed)
     );
     for m in &r.measurements {
-        println!(
-            "  {:<24} {:>14.6} {}",
-            m.name,
-            m.value,
-            m.unit.as_deref().unwrap_or("")
-        );
+        let value = if m.value.fract() == 0.0 && m.value.abs() < 1e15 {
+            format!("{}", m.value as i64)
+        } else {
+            format!("{:.6}", m.value)
+        };
+        let line = format!("  {:<24} {value:>14} {}", m.name, m.unit.as_deref().unwrap_or(""));
+        println!("{}", line.trim_end());
     }
     println!(
         "  result {}  geojson {}",

@@ -19,12 +19,29 @@ use crate::runtime::{ParamKind, ParamSpec, ParamValue, PluginInfo};
 /// The manifest file name inside a plugin directory.
 pub const MANIFEST_FILE: &str = "tessera.toml";
 
-/// Finds a plugin's component: an explicit path, `<dir>/<crate>.wasm`, or the workspace's
-/// `target/wasm32-wasip2/release/<crate>.wasm` above `dir` (for plugins built from source).
+/// The names a plugin's component file may have: the crate name from `<dir>/Cargo.toml` (what
+/// cargo calls the `.wasm`) and the plugin id, with `-` turned into `_` as cargo does.
+pub fn component_names(dir: &Path, id: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let crate_name = std::fs::read_to_string(dir.join("Cargo.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("package")?.get("name")?.as_str().map(str::to_string));
+    for name in crate_name.iter().map(String::as_str).chain([id]) {
+        let file = format!("{}.wasm", name.replace('-', "_"));
+        if !names.contains(&file) {
+            names.push(file);
+        }
+    }
+    names
+}
+
+/// Finds a plugin's component: `<dir>/<name>.wasm`, or the cargo build output
+/// `target/wasm32-wasip2/release/<name>.wasm` in `CARGO_TARGET_DIR` or in `dir` or a folder
+/// above it (a plugin inside a workspace), for each of [`component_names`].
 pub fn locate_component(dir: &Path, id: &str) -> Option<PathBuf> {
-    let file = format!("{}.wasm", id.replace('-', "_"));
-    let local = dir.join(&file);
-    if local.is_file() {
+    let names = component_names(dir, id);
+    if let Some(local) = names.iter().map(|n| dir.join(n)).find(|p| p.is_file()) {
         return Some(local);
     }
     let mut targets = Vec::new();
@@ -33,10 +50,10 @@ pub fn locate_component(dir: &Path, id: &str) -> Option<PathBuf> {
     }
     let dir = dir.canonicalize().ok()?;
     targets.extend(dir.ancestors().map(|a| a.join("target")));
-    targets
-        .into_iter()
-        .map(|t| t.join("wasm32-wasip2").join("release").join(&file))
-        .find(|p| p.is_file())
+    targets.iter().find_map(|t| {
+        let release = t.join("wasm32-wasip2").join("release");
+        names.iter().map(|n| release.join(n)).find(|p| p.is_file())
+    })
 }
 
 /// Checks that what the component says about itself matches its manifest.
@@ -56,15 +73,10 @@ pub fn check_description(manifest: &Manifest, info: &PluginInfo) -> Result<(), S
         };
         if !same_param(decl, spec) {
             return Err(format!(
-                "parameter `{}` differs: manifest has {} default {} range {:?}..{:?}, \
-                 component has {:?} default {:?}",
+                "parameter `{}` differs: the manifest has {}, the component has {}",
                 decl.name,
-                manifest::type_name(decl.kind),
-                decl.default,
-                decl.min,
-                decl.max,
-                spec.kind,
-                spec.default
+                describe_decl(decl),
+                describe_spec(spec)
             ));
         }
     }
@@ -79,6 +91,26 @@ pub fn check_description(manifest: &Manifest, info: &PluginInfo) -> Result<(), S
         ));
     }
     Ok(())
+}
+
+fn describe_decl(decl: &ParamDecl) -> String {
+    let range = match (decl.min, decl.max) {
+        (Some(min), Some(max)) => format!(" in {min}..={max}"),
+        _ if !decl.choices.is_empty() => format!(" of {}", decl.choices.join("|")),
+        _ => String::new(),
+    };
+    format!("{} default {}{range}", manifest::type_name(decl.kind), decl.default)
+}
+
+fn describe_spec(spec: &ParamSpec) -> String {
+    let kind = match &spec.kind {
+        ParamKind::Int(r) => format!("int in {}..={}", r.min, r.max),
+        ParamKind::Float(r) => format!("float in {}..={}", r.min, r.max),
+        ParamKind::Flag => "flag".to_string(),
+        ParamKind::Text => "text".to_string(),
+        ParamKind::Choice(c) => format!("choice of {}", c.join("|")),
+    };
+    format!("{kind} default {}", params::value_text(&spec.default))
 }
 
 fn close(a: f64, b: f64) -> bool {

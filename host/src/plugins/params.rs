@@ -106,6 +106,16 @@ fn parse(decl: &ParamDecl, text: &str) -> Result<ParamValue, String> {
     }
 }
 
+/// A parameter value as people write it (`1.5`, `true`, `centre`).
+pub fn value_text(value: &ParamValue) -> String {
+    match value {
+        ParamValue::Int(i) => i.to_string(),
+        ParamValue::Float(f) => f.to_string(),
+        ParamValue::Flag(b) => b.to_string(),
+        ParamValue::Text(s) | ParamValue::Choice(s) => s.clone(),
+    }
+}
+
 /// A parameter value as JSON, for provenance records.
 pub fn to_json(value: &ParamValue) -> serde_json::Value {
     match value {
