@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::config::Config;
 use crate::imaging::{ImagingError, Slide};
 use crate::plugins::{self, MANIFEST_FILE, Manifest, ManifestError};
+use crate::runtime::limits::MAX_COMPONENT_BYTES;
 use crate::runtime::{LoadedPlugin, PluginLimits, Runtime, RuntimeError};
 use crate::store::{ImageRecord, PluginRecord, Store, StoreError};
 
@@ -18,12 +19,12 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// An image could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Image {
         /// The file or image id.
         path: String,
         /// What the decoder said.
-        source: ImagingError,
+        cause: ImagingError,
     },
     /// A manifest is invalid.
     #[error(transparent)]
@@ -87,14 +88,19 @@ impl Tessera {
     /// Importing the same bytes again returns the existing record and `false`.
     pub fn import_file(&self, path: &Path) -> Result<(ImageRecord, bool), Error> {
         let shown = path.display().to_string();
-        let image_error = |source| Error::Image {
+        let image_error = |cause| Error::Image {
             path: shown.clone(),
-            source,
+            cause,
         };
         if !path.is_file() {
+            let what = if path.exists() {
+                "not a regular file"
+            } else {
+                "no such file"
+            };
             return Err(image_error(ImagingError::Io(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                "no such file",
+                what,
             ))));
         }
         let slide = Slide::open(path, &self.config.image_limits).map_err(image_error)?;
@@ -143,9 +149,9 @@ impl Tessera {
     pub fn open_slide(&self, image: &ImageRecord) -> Result<Arc<Slide>, Error> {
         let path = self.store.blob_path(&image.digest);
         let slide =
-            Slide::open(&path, &self.config.image_limits).map_err(|source| Error::Image {
+            Slide::open(&path, &self.config.image_limits).map_err(|cause| Error::Image {
                 path: format!("image {}", image.id),
-                source,
+                cause,
             })?;
         Ok(Arc::new(slide))
     }
@@ -183,8 +189,7 @@ impl Tessera {
                 ))
             })?,
         };
-        let bytes = std::fs::read(&component_path)
-            .map_err(|e| install_error(format!("cannot read {}: {e}", component_path.display())))?;
+        let bytes = read_component(&component_path).map_err(install_error)?;
         let digest = crate::runtime::cache::sha256_hex(&bytes);
         let limits = PluginLimits::clamped(manifest.memory_bytes(), manifest.call_time());
         let loaded = self
@@ -232,4 +237,32 @@ impl Tessera {
     fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LoadedPlugin>>> {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Reads a component file, refusing anything that is not a regular file or is larger than
+/// [`MAX_COMPONENT_BYTES`].
+fn read_component(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    if meta.len() > MAX_COMPONENT_BYTES {
+        return Err(format!(
+            "{shown} is {} bytes, more than the {MAX_COMPONENT_BYTES} a component may have",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_COMPONENT_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+        return Err(format!(
+            "{shown} grew past {MAX_COMPONENT_BYTES} bytes while being read"
+        ));
+    }
+    tracing::info!(component = %shown, "installing component");
+    Ok(bytes)
 }

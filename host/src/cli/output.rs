@@ -7,6 +7,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera::jobs::RunOutcome;
 use tessera::plugins::params::{default_value, value_text};
+use tessera::runtime::printable;
 use tessera::store::{ImageRecord, PluginRecord};
 
 /// Prints an error as one line with its causes, on stderr.
@@ -131,7 +132,9 @@ pub fn run_summary(image: &ImageRecord, outcome: &RunOutcome, out: Option<&Path>
         } else {
             format!("{:.6}", m.value)
         };
-        let line = format!("  {:<24} {value:>14} {}", m.name, m.unit.as_deref().unwrap_or(""));
+        let name = printable(&m.name, 64);
+        let unit = printable(m.unit.as_deref().unwrap_or(""), 16);
+        let line = format!("  {name:<24} {value:>14} {unit}");
         println!("{}", line.trim_end());
     }
     println!(

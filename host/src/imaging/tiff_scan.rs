@@ -13,6 +13,11 @@ use super::{ImageFormat, ImagingError, MAX_CHUNK_BYTES};
 /// macro); the cap bounds the time spent on a file whose IFD chain is long or crafted.
 pub(super) const MAX_TIFF_PAGES: usize = 1024;
 
+/// Most tile or strip entries kept over all pages of one TIFF (16 bytes each in memory). Pages
+/// may share one offset table, so a few megabytes of file could otherwise claim gigabytes of
+/// tables; 4 million tiles cover a 500,000 × 500,000 level of 256-pixel tiles.
+pub(super) const MAX_TIFF_CHUNKS_TOTAL: usize = 4 << 20;
+
 /// Two levels count as having the same aspect ratio when the height predicted from the width
 /// ratio (or the width from the height ratio) is off by at most this many pixels, or by
 /// [`ASPECT_TOLERANCE_FRACTION`] of the size if that is more. Writers round level sizes up or
@@ -110,9 +115,12 @@ impl Page {
 
     /// Checks that one decoded tile or strip stays within `limit` bytes.
     pub fn check_chunk_size(&self, format: PixelFormat, limit: u64) -> Result<(), ImagingError> {
+        // Checked: a crafted header can make the product overflow u64, which must read as
+        // "too large", never wrap to a small number.
         let bytes = u64::from(self.chunk_width)
-            * u64::from(self.chunk_height.min(self.height))
-            * format.bytes_per_pixel();
+            .checked_mul(u64::from(self.chunk_height.min(self.height)))
+            .and_then(|b| b.checked_mul(format.bytes_per_pixel()))
+            .unwrap_or(u64::MAX);
         if bytes > limit {
             return Err(ImagingError::ChunkTooLarge {
                 kind: if self.tiled { "tile" } else { "strip" },

@@ -15,7 +15,7 @@ use tiff::decoder::Decoder;
 use super::file_at::FileAt;
 use super::flat::{FlatImage, check_flat_size};
 use super::pixels::{self, PixelFormat};
-use super::tiff_scan::{self, MAX_TIFF_PAGES, Page};
+use super::tiff_scan::{self, MAX_TIFF_CHUNKS_TOTAL, MAX_TIFF_PAGES, Page};
 use super::{
     ImageFormat, ImagingError, Limits, MAX_CHUNK_BYTES, MAX_FLAT_BYTES_PER_PIXEL, Opened, Pixels,
     Rect, Subject,
@@ -62,6 +62,7 @@ pub(super) fn open(file: FileAt, limits: &Limits) -> Result<Opened, ImagingError
         });
     }
 
+    let mut chunks = first.offsets.len();
     let mut pages = vec![first];
     let mut index = 0;
     while decoder.more_images() && pages.len() < MAX_TIFF_PAGES {
@@ -71,7 +72,19 @@ pub(super) fn open(file: FileAt, limits: &Limits) -> Result<Opened, ImagingError
             .map_err(ImagingError::from_tiff)
             .and_then(|()| Page::read(&mut decoder, index));
         match page {
-            Ok(page) => pages.push(page),
+            Ok(page) => {
+                chunks = chunks.saturating_add(page.offsets.len());
+                if chunks > MAX_TIFF_CHUNKS_TOTAL {
+                    return Err(ImagingError::Corrupt {
+                        format: ImageFormat::Tiff,
+                        reason: format!(
+                            "its pages declare more than {MAX_TIFF_CHUNKS_TOTAL} tiles or strips \
+                             in all (page {index})"
+                        ),
+                    });
+                }
+                pages.push(page)
+            }
             Err(e) => tracing::debug!(page = index, error = %e, "skipping unreadable tiff page"),
         }
     }
@@ -455,9 +468,12 @@ fn jpeg_frame_size(
             }
             // Start of scan or end of image before any frame header.
             0xDA | 0xD9 => return Ok(None),
-            // A fill byte before the marker, or a marker without a length.
+            // A fill byte before the marker.
             0xFF => at += 1,
-            0x01 | 0xD0..=0xD7 => at += 2,
+            // Restart markers (and TEM) have no length and cannot precede the frame header;
+            // decoders disagree on how to skip them, so a stream using them here could show
+            // this check one frame size and the decoder another.
+            0x01 | 0xD0..=0xD7 => return Ok(None),
             _ => at += 2 + length,
         }
     }

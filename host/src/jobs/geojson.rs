@@ -47,10 +47,11 @@ pub fn feature_collection(result: &RunResult, plugin: &str, image: &str) -> Vec<
         .iter()
         .map(|a| {
             let mut props = Map::new();
-            props.insert("label".into(), a.label.clone().into());
             for p in &a.properties {
                 props.insert(p.name.clone(), p.value.into());
             }
+            // Inserted last: a property a plugin happens to call `label` cannot replace it.
+            props.insert("label".into(), a.label.clone().into());
             json!({ "type": "Feature", "geometry": geometry(&a.geometry), "properties": props })
         })
         .collect();

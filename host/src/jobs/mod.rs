@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use crate::app::{Error, Tessera};
 use crate::imaging::Slide;
 use crate::plugins::params;
-use crate::runtime::{CallContext, DataScope, ProgressFn, Rect, RunRequest, RunResult, ScopeError};
+use crate::runtime::{
+    CallContext, DataScope, Geometry, Point, ProgressFn, Rect, RunRequest, RunResult, ScopeError,
+};
 use crate::store::{ImageRecord, MeasurementRecord, ResultRecord};
 
 /// How to run.
@@ -62,6 +64,56 @@ impl DataScope for JobScope {
     }
 }
 
+/// Most annotations one result may hold. The GeoJSON of a result is built in host memory, about
+/// a hundred bytes per point; raise this together with a streaming writer.
+pub const MAX_RESULT_ANNOTATIONS: usize = 1_000_000;
+
+/// Most polygon vertices over all annotations of one result.
+pub const MAX_RESULT_VERTICES: usize = 20_000_000;
+
+/// Refuses results the store could not keep faithfully: too large, or with numbers JSON cannot
+/// hold (NaN, infinities).
+fn check_result(result: &RunResult) -> Result<(), String> {
+    if result.annotations.len() > MAX_RESULT_ANNOTATIONS {
+        return Err(format!(
+            "{} annotations, more than the {MAX_RESULT_ANNOTATIONS} a result may hold",
+            result.annotations.len()
+        ));
+    }
+    for m in &result.measurements {
+        if !m.value.is_finite() {
+            let name = crate::runtime::printable(&m.name, 64);
+            return Err(format!(
+                "measurement `{name}` = {}, not a finite number",
+                m.value
+            ));
+        }
+    }
+    let mut vertices = 0usize;
+    for (i, a) in result.annotations.iter().enumerate() {
+        let finite = |p: &Point| p.x.is_finite() && p.y.is_finite();
+        let ok = match &a.geometry {
+            Geometry::Point(p) => finite(p),
+            Geometry::Polygon(rings) => {
+                vertices += rings.iter().map(Vec::len).sum::<usize>();
+                rings.iter().all(|r| r.len() >= 3 && r.iter().all(finite))
+            }
+            Geometry::Rectangle(_) => true,
+        } && a.properties.iter().all(|p| p.value.is_finite());
+        if !ok {
+            return Err(format!(
+                "annotation {i} with a non-finite number or a polygon ring of fewer than 3 points"
+            ));
+        }
+    }
+    if vertices > MAX_RESULT_VERTICES {
+        return Err(format!(
+            "{vertices} polygon vertices, more than the {MAX_RESULT_VERTICES} a result may hold"
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `plugin_id` on `image` and commits the result.
 pub fn run_on_image(
     tessera: &Tessera,
@@ -102,6 +154,8 @@ pub fn run_on_image(
     let start = Instant::now();
     let result = plugin.run(ctx, &request)?;
     let elapsed = start.elapsed();
+    check_result(&result)
+        .map_err(|e| Error::Invalid(format!("plugin `{plugin_id}` returned {e}")))?;
     let finished_at = crate::time::now();
 
     // 3. Commit: GeoJSON blob, then the record, then the convenience file.

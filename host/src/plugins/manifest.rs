@@ -35,6 +35,13 @@ pub const HOST_API_VERSION: ApiVersion = ApiVersion {
     patch: 0,
 };
 
+/// The first released plugin API; nothing older exists.
+pub const FIRST_API_VERSION: ApiVersion = ApiVersion {
+    major: 0,
+    minor: 1,
+    patch: 0,
+};
+
 /// Longest plugin id.
 pub const MAX_ID_LEN: usize = 64;
 
@@ -150,7 +157,18 @@ impl std::fmt::Display for ApiVersion {
 impl ApiVersion {
     /// Parses `major.minor.patch`.
     pub fn parse(s: &str) -> Option<ApiVersion> {
-        let mut parts = s.trim().split('.').map(|p| p.parse::<u32>().ok());
+        // Strict: digits only, no sign, no spaces, no leading zeros.
+        let number = |p: &str| {
+            let canonical = !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p == "0" || !p.starts_with('0'));
+            if canonical {
+                p.parse::<u32>().ok()
+            } else {
+                None
+            }
+        };
+        let mut parts = s.split('.').map(number);
         let v = ApiVersion {
             major: parts.next()??,
             minor: parts.next()??,
@@ -159,9 +177,10 @@ impl ApiVersion {
         parts.next().is_none().then_some(v)
     }
 
-    /// True when a plugin built for `self` runs on a host speaking `host`.
+    /// True when a plugin built for `self` runs on a host speaking `host`: same major, and not
+    /// newer than the host, and not older than the first release of that major.
     pub fn runs_on(&self, host: &ApiVersion) -> bool {
-        self.major == host.major && self.minor <= host.minor
+        self.major == host.major && self >= &FIRST_API_VERSION && self <= host
     }
 }
 
@@ -397,6 +416,21 @@ max = 10.0
         let err = Manifest::parse(&text, "tessera.toml").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("0.2.0") && msg.contains("0.1.0"), "{msg}");
+    }
+
+    #[test]
+    fn api_versions_are_parsed_strictly_and_bounded_by_the_host() {
+        for bad in ["0.1", " 0.1.0", "+0.1.0", "00.01.00", "0.1.0.0", "0.x.0"] {
+            assert_eq!(ApiVersion::parse(bad), None, "{bad}");
+        }
+        let host = HOST_API_VERSION;
+        assert!(ApiVersion::parse("0.1.0").unwrap().runs_on(&host));
+        for refused in ["0.0.9", "0.1.99", "0.2.0", "1.0.0"] {
+            assert!(
+                !ApiVersion::parse(refused).unwrap().runs_on(&host),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

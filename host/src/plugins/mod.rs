@@ -37,8 +37,9 @@ pub fn component_names(dir: &Path, id: &str) -> Vec<String> {
 }
 
 /// Finds a plugin's component: `<dir>/<name>.wasm`, or the cargo build output
-/// `target/wasm32-wasip2/release/<name>.wasm` in `CARGO_TARGET_DIR` or in `dir` or a folder
-/// above it (a plugin inside a workspace), for each of [`component_names`].
+/// `target/wasm32-wasip2/release/<name>.wasm` in `CARGO_TARGET_DIR` or next to the `Cargo.toml`
+/// of `dir` or of a folder above it (a plugin inside a workspace), for each of
+/// [`component_names`].
 pub fn locate_component(dir: &Path, id: &str) -> Option<PathBuf> {
     let names = component_names(dir, id);
     if let Some(local) = names.iter().map(|n| dir.join(n)).find(|p| p.is_file()) {
@@ -49,7 +50,13 @@ pub fn locate_component(dir: &Path, id: &str) -> Option<PathBuf> {
         targets.push(PathBuf::from(t));
     }
     let dir = dir.canonicalize().ok()?;
-    targets.extend(dir.ancestors().map(|a| a.join("target")));
+    // Only folders that are cargo packages or workspaces: a stray `target/` higher up is not
+    // this plugin's build output.
+    targets.extend(
+        dir.ancestors()
+            .filter(|a| a.join("Cargo.toml").is_file())
+            .map(|a| a.join("target")),
+    );
     targets.iter().find_map(|t| {
         let release = t.join("wasm32-wasip2").join("release");
         names.iter().map(|n| release.join(n)).find(|p| p.is_file())
@@ -99,7 +106,11 @@ fn describe_decl(decl: &ParamDecl) -> String {
         _ if !decl.choices.is_empty() => format!(" of {}", decl.choices.join("|")),
         _ => String::new(),
     };
-    format!("{} default {}{range}", manifest::type_name(decl.kind), decl.default)
+    format!(
+        "{} default {}{range}",
+        manifest::type_name(decl.kind),
+        decl.default
+    )
 }
 
 fn describe_spec(spec: &ParamSpec) -> String {

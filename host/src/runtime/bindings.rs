@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
-use super::limits::{MAX_LOG_MESSAGE, MAX_OPEN_IMAGES, MAX_REGION_PIXELS};
+use super::limits::{MAX_LOG_MESSAGE, MAX_LOG_MESSAGES, MAX_OPEN_IMAGES, MAX_REGION_PIXELS};
 use super::{PluginState, ScopeError};
 use crate::imaging::{self, Slide};
 
@@ -142,15 +142,14 @@ impl data::HostImage for PluginState {
 
 impl host::Host for PluginState {
     fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
-        let mut message = message;
-        if message.len() > MAX_LOG_MESSAGE {
-            let mut cut = MAX_LOG_MESSAGE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
+        self.log_messages += 1;
+        if self.log_messages > MAX_LOG_MESSAGES {
+            if self.log_messages == MAX_LOG_MESSAGES + 1 {
+                tracing::warn!(plugin = %self.plugin, "more than {MAX_LOG_MESSAGES} log messages in one call; dropping the rest");
             }
-            message.truncate(cut);
-            message.push('…');
+            return Ok(());
         }
+        let message = super::printable(&message, MAX_LOG_MESSAGE);
         let plugin = &*self.plugin;
         match level {
             host::LogLevel::Trace => {

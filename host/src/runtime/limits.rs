@@ -58,3 +58,14 @@ pub const MAX_CAPTURED_OUTPUT: usize = 64 << 10;
 
 /// Longest log message accepted from `host.log`; longer ones are cut.
 pub const MAX_LOG_MESSAGE: usize = 4 << 10;
+
+/// `host.log` messages forwarded per call; later ones are counted and dropped, with one warning
+/// at the end of the call, so a plugin cannot flood the host's log.
+pub const MAX_LOG_MESSAGES: usize = 10_000;
+
+/// Longest plugin-supplied text (an error value, a panic message) kept in an error shown to
+/// users.
+pub const MAX_ERROR_TEXT: usize = 2 << 10;
+
+/// Largest component file accepted at install.
+pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;

@@ -164,23 +164,28 @@ impl DataScope for NoData {
     }
 }
 
-/// Caps a store's memories and tables; remembers what it refused so the error can say so.
+/// Caps a store's memories (all of them together) and tables; remembers what it refused so the
+/// error can say so.
 struct Limiter {
     memory_cap: usize,
+    memory_total: usize,
     refused_memory: Option<usize>,
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_cap {
-            self.refused_memory = Some(desired);
+        // A component may hold several linear memories: the cap is on their sum.
+        let total = (self.memory_total - current.min(self.memory_total)).saturating_add(desired);
+        if total > self.memory_cap {
+            self.refused_memory = Some(total);
             wasmtime::bail!("memory limit of {} bytes reached", self.memory_cap);
         }
+        self.memory_total = total;
         Ok(true)
     }
 
@@ -202,6 +207,7 @@ pub struct PluginState {
     limiter: Limiter,
     call: CallContext,
     open_images: usize,
+    log_messages: usize,
 }
 
 impl bindings::tessera::plugin::algorithm_types::Host for PluginState {}
@@ -330,6 +336,24 @@ pub fn engine_config(pooling: bool) -> Config {
     config
 }
 
+/// Plugin-supplied text made safe for a terminal and a log line: control characters (escape
+/// sequences, newlines) become spaces or `?`, and the text is cut at `max` bytes.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
+        if out.len() + c.len_utf8() > max {
+            out.push('…');
+            break;
+        }
+        out.push(match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_control() => '?',
+            c => c,
+        });
+    }
+    out
+}
+
 fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     thread::Builder::new()
         .name("tessera-epoch".into())
@@ -421,7 +445,7 @@ impl LoadedPlugin {
         result.map_err(|error| RuntimeError::Plugin {
             plugin: self.id.to_string(),
             export: "run",
-            message: bindings::describe_error(&error),
+            message: printable(&bindings::describe_error(&error), MAX_ERROR_TEXT),
             error,
         })
     }
@@ -462,10 +486,12 @@ impl LoadedPlugin {
             table: ResourceTable::new(),
             limiter: Limiter {
                 memory_cap: self.limits.memory_bytes as usize,
+                memory_total: 0,
                 refused_memory: None,
             },
             call: ctx,
             open_images: 0,
+            log_messages: 0,
         };
 
         // 2. A fresh store with the memory cap and the deadline set before instantiation.
@@ -534,11 +560,36 @@ impl LoadedPlugin {
             }
             None => trap,
         };
+        let reason = printable(&reason, MAX_ERROR_TEXT);
         tracing::warn!(plugin, export, %reason, "plugin trapped");
         RuntimeError::Trap {
             plugin,
             export,
             reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_text_loses_control_characters_and_is_cut() {
+        assert_eq!(printable("a\x1b[31mred\nline", 100), "a?[31mred line");
+        assert_eq!(printable("ééé", 4), "éé…");
+    }
+
+    #[test]
+    fn the_memory_cap_counts_every_memory_of_a_plugin() {
+        let mut limiter = Limiter {
+            memory_cap: 100,
+            memory_total: 0,
+            refused_memory: None,
+        };
+        assert!(limiter.memory_growing(0, 60, None).unwrap());
+        assert!(limiter.memory_growing(0, 40, None).unwrap());
+        assert!(limiter.memory_growing(0, 1, None).is_err());
+        assert_eq!(limiter.refused_memory, Some(101));
     }
 }

@@ -31,11 +31,16 @@ pub use records::{ImageRecord, MeasurementRecord, PluginRecord, ResultRecord};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A file or directory of the store could not be read or written.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     /// The metadata database failed.
-    #[error("metadata database at {path}: {source}")]
-    Db { path: PathBuf, source: sled::Error },
+    #[error("metadata database at {path}: {cause}")]
+    Db { path: PathBuf, cause: sled::Error },
+    /// Another process holds the data directory.
+    #[error(
+        "data directory {path} is in use by another tessera process; hint: wait for it to finish"
+    )]
+    Busy { path: PathBuf },
     /// A stored record could not be decoded (written by an incompatible version?).
     #[error("stored {kind} `{key}` is unreadable: {reason}")]
     Corrupt {
@@ -61,9 +66,9 @@ pub struct Store {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
+    move |cause| StoreError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -81,9 +86,14 @@ impl Store {
         }
 
         let meta = root.join("meta");
-        let db_err = |source| StoreError::Db {
-            path: meta.clone(),
-            source,
+        let db_err = |cause| match cause {
+            sled::Error::Io(ref e) if e.kind() == io::ErrorKind::WouldBlock => StoreError::Busy {
+                path: root.to_path_buf(),
+            },
+            cause => StoreError::Db {
+                path: meta.clone(),
+                cause,
+            },
         };
         let db = sled::open(&meta).map_err(db_err)?;
         let images = db.open_tree("images").map_err(db_err)?;
@@ -260,10 +270,10 @@ impl Store {
             .collect()
     }
 
-    fn db_error(&self, source: sled::Error) -> StoreError {
+    fn db_error(&self, cause: sled::Error) -> StoreError {
         StoreError::Db {
             path: self.root.join("meta"),
-            source,
+            cause,
         }
     }
 
