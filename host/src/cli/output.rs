@@ -84,7 +84,7 @@ pub fn plugins(records: &[PluginRecord]) {
     for r in records {
         let m = &r.manifest;
         println!(
-            "{} {}  {:?}  api {}  memory {} MiB  time {} s",
+            "{} {}  {}  api {}  memory {} MiB  time {} s",
             m.plugin.id,
             m.plugin.version,
             m.plugin.kind,
@@ -98,16 +98,12 @@ pub fn plugins(records: &[PluginRecord]) {
             println!("    {}", m.plugin.description);
         }
         for d in &m.parameters {
-            let range = match (d.min, d.max) {
-                (Some(a), Some(b)) => format!(" [{a}..{b}]"),
-                _ if !d.choices.is_empty() => format!(" [{}]", d.choices.join("|")),
-                _ => String::new(),
-            };
             println!(
-                "    --param {}=<{}> default {}{range}  {}",
+                "    --param {}=<{}> default {}{}  {}",
                 d.name,
                 tessera::plugins::manifest::type_name(d.kind),
                 value_text(&default_value(d)),
+                d.range_text(),
                 d.description
             );
         }

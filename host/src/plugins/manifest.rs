@@ -86,6 +86,14 @@ pub enum PluginKind {
     Algorithm,
 }
 
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PluginKind::Algorithm => "algorithm",
+        })
+    }
+}
+
 /// `[limits]`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -286,6 +294,15 @@ impl Manifest {
 }
 
 impl ParamDecl {
+    /// The allowed values as people read them: ` in 0.1..=10`, ` of a|b`, or nothing.
+    pub fn range_text(&self) -> String {
+        match (self.min, self.max) {
+            (Some(min), Some(max)) => format!(" in {min}..={max}"),
+            _ if !self.choices.is_empty() => format!(" of {}", self.choices.join("|")),
+            _ => String::new(),
+        }
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.name.is_empty()
             || !self

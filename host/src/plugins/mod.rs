@@ -101,15 +101,11 @@ pub fn check_description(manifest: &Manifest, info: &PluginInfo) -> Result<(), S
 }
 
 fn describe_decl(decl: &ParamDecl) -> String {
-    let range = match (decl.min, decl.max) {
-        (Some(min), Some(max)) => format!(" in {min}..={max}"),
-        _ if !decl.choices.is_empty() => format!(" of {}", decl.choices.join("|")),
-        _ => String::new(),
-    };
     format!(
-        "{} default {}{range}",
+        "{} default {}{}",
         manifest::type_name(decl.kind),
-        decl.default
+        decl.default,
+        decl.range_text()
     )
 }
 
