@@ -693,3 +693,50 @@ fn a_flat_image_over_the_flat_limit_is_refused() {
         "{err}"
     );
 }
+
+/// An RGBA 16-bit TIFF, 1 × 2³¹ pixels, in one 2³¹ × 2³¹ tile: the decoded size of that tile
+/// (2⁶⁵ bytes) overflows 64 bits.
+fn overflowing_tile_tiff() -> Vec<u8> {
+    const IFD_ENTRIES: u32 = 11;
+    let bits_at = 8 + 2 + IFD_ENTRIES * 12 + 4;
+    let mut bytes = b"II\x2a\x00".to_vec();
+    bytes.extend_from_slice(&8u32.to_le_bytes());
+    let entries: [(u16, u16, u32, u32); IFD_ENTRIES as usize] = [
+        (256, 4, 1, 1),       // ImageWidth
+        (257, 4, 1, 1 << 31), // ImageLength
+        (258, 3, 4, bits_at), // BitsPerSample: 16,16,16,16 after the IFD
+        (259, 3, 1, 1),       // Compression: none
+        (262, 3, 1, 2),       // Photometric: RGB
+        (277, 3, 1, 4),       // SamplesPerPixel
+        (322, 4, 1, 1 << 31), // TileWidth
+        (323, 4, 1, 1 << 31), // TileLength
+        (324, 4, 1, 0),       // TileOffsets
+        (325, 4, 1, 0),       // TileByteCounts
+        (338, 3, 1, 2),       // ExtraSamples: unassociated alpha
+    ];
+    bytes.extend_from_slice(&(IFD_ENTRIES as u16).to_le_bytes());
+    for (tag, kind, count, value) in entries {
+        bytes.extend_from_slice(&tag.to_le_bytes());
+        bytes.extend_from_slice(&kind.to_le_bytes());
+        bytes.extend_from_slice(&count.to_le_bytes());
+        if kind == 3 && count == 1 {
+            bytes.extend_from_slice(&(value as u16).to_le_bytes());
+            bytes.extend_from_slice(&[0, 0]);
+        } else {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    bytes.extend_from_slice(&0u32.to_le_bytes());
+    for _ in 0..4 {
+        bytes.extend_from_slice(&16u16.to_le_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn a_tile_size_that_overflows_64_bits_is_refused_not_a_panic() {
+    let file = temp_file(".tif", &overflowing_tile_tiff());
+    let result = std::panic::catch_unwind(|| Slide::open(file.path(), &Limits::default()));
+    let err = result.expect("no panic").expect_err("must be refused");
+    assert!(err.to_string().contains("tile"), "{err}");
+}
