@@ -77,6 +77,12 @@ pub const MAX_FLAT_BYTES_PER_PIXEL: u64 = 8;
 /// tens of MiB; the cap refuses a tile header that would make one decode allocate gigabytes.
 pub const MAX_CHUNK_BYTES: u64 = 256 * 1024 * 1024;
 
+/// Most native pixels one [`Slide::read_region`] call may decode to build a region of a virtual
+/// level (1 gigapixel, a few seconds of decoding). Without it, one small read of the coarsest
+/// virtual level of a huge slide without a native pyramid would decode all of level 0 inside a
+/// single call; callers read finer levels region by region instead.
+pub const MAX_SOURCE_PIXELS: u64 = 1 << 30;
+
 /// Largest region one [`Slide::read_region`] call returns, in pixels (8192 × 8192, 192 MiB of
 /// RGB8). Larger areas are read as several regions.
 pub const MAX_REGION_PIXELS: u64 = 8192 * 8192;
@@ -321,6 +327,19 @@ impl Slide {
                 width: u64::from(rect.width),
                 height: u64::from(rect.height),
                 limit: MAX_REGION_PIXELS,
+            });
+        }
+
+        // A virtual level decodes `factor²` native pixels per pixel it returns: bound that work
+        // too, since it happens inside one call that no deadline interrupts.
+        let factor = u64::from(plan.factor);
+        let source = rect.pixels().saturating_mul(factor * factor);
+        if source > MAX_SOURCE_PIXELS {
+            return Err(ImagingError::TooLarge {
+                subject: Subject::Region,
+                width: u64::from(rect.width) * factor,
+                height: u64::from(rect.height) * factor,
+                limit: MAX_SOURCE_PIXELS,
             });
         }
 

@@ -740,3 +740,32 @@ fn a_tile_size_that_overflows_64_bits_is_refused_not_a_panic() {
     let err = result.expect("no panic").expect_err("must be refused");
     assert!(err.to_string().contains("tile"), "{err}");
 }
+
+#[test]
+fn a_virtual_level_read_that_would_decode_too_much_is_refused() {
+    // 65536 × 65536 single-level tiled TIFF of empty (white) tiles: its coarsest virtual level
+    // is 256 × 256 with a factor of 256, i.e. 4 Gpx of decoding for one small read.
+    let mut page = TestPage::rgb(65536, 65536, Some((4096, 4096)));
+    page.sparse_tiles = (0..256).collect();
+    let file = temp_file(".tif", &write_tiff(&[page], false));
+    let slide = Slide::open(file.path(), &Limits::default()).expect("opens");
+    let coarsest = slide.info().levels.len() as u32 - 1;
+    let level = slide.info().levels[coarsest as usize];
+    let err = slide
+        .read_region(coarsest, Rect::new(0, 0, level.width, level.height))
+        .expect_err("too much decoding for one read");
+    assert!(
+        matches!(
+            err,
+            ImagingError::TooLarge {
+                subject: Subject::Region,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The same level read in small pieces stays allowed.
+    slide
+        .read_region(coarsest, Rect::new(0, 0, 16, 16))
+        .expect("a small read of the coarse level works");
+}
