@@ -81,13 +81,8 @@ impl Histogram {
         // the loop below stays in f32. A fast estimate of the bin is then corrected against the
         // edges, putting values that sit on an edge where numpy puts them.
         let mut edges = [0.0f32; HISTOGRAM_BINS + 1];
-        let step = (last - first) / HISTOGRAM_BINS as f64;
         for (i, edge) in edges.iter_mut().enumerate() {
-            let exact = if i == HISTOGRAM_BINS {
-                last
-            } else {
-                i as f64 * step + first
-            };
+            let exact = self.edge(i);
             let nearest = exact as f32;
             *edge = if f64::from(nearest) < exact {
                 nearest.next_up()
@@ -159,19 +154,20 @@ impl Histogram {
     /// When `bin >= HISTOGRAM_BINS`.
     pub fn bin_centre(&self, bin: usize) -> f64 {
         assert!(bin < HISTOGRAM_BINS, "bin {bin} is past the last bin");
-        let (first, last) = (f64::from(self.min), f64::from(self.max));
         if !self.has_width() {
-            return first;
+            return f64::from(self.min);
         }
-        let step = (last - first) / HISTOGRAM_BINS as f64;
-        let edge = |i: usize| {
-            if i == HISTOGRAM_BINS {
-                last
-            } else {
-                i as f64 * step + first
-            }
-        };
-        (edge(bin) + edge(bin + 1)) / 2.0
+        (self.edge(bin) + self.edge(bin + 1)) / 2.0
+    }
+
+    /// Edge `i` of the bins in f64, as `numpy.linspace(min, max, bins + 1)[i]` computes it.
+    fn edge(&self, i: usize) -> f64 {
+        let (first, last) = (f64::from(self.min), f64::from(self.max));
+        if i == HISTOGRAM_BINS {
+            last
+        } else {
+            i as f64 * ((last - first) / HISTOGRAM_BINS as f64) + first
+        }
     }
 }
 
