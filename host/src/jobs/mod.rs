@@ -6,7 +6,7 @@
 
 pub mod geojson;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -48,19 +48,15 @@ pub struct RunOutcome {
     pub elapsed: Duration,
 }
 
-/// The images one run may open.
+/// The images one run may open. Every other id is denied, whether or not it exists, so a
+/// plugin learns nothing about the store outside its scope (and no lookup is needed).
 pub struct JobScope {
     allowed: HashMap<String, Arc<Slide>>,
-    known: HashSet<String>,
 }
 
 impl DataScope for JobScope {
     fn open_image(&self, id: &str) -> Result<Arc<Slide>, ScopeError> {
-        match self.allowed.get(id) {
-            Some(slide) => Ok(slide.clone()),
-            None if self.known.contains(id) => Err(ScopeError::Denied),
-            None => Err(ScopeError::NotFound),
-        }
+        self.allowed.get(id).cloned().ok_or(ScopeError::Denied)
     }
 }
 
@@ -126,17 +122,10 @@ pub fn run_on_image(
     let params = params::resolve(&manifest.parameters, &options.params)
         .map_err(|e| Error::Invalid(format!("{plugin_id}: {e}")))?;
 
-    // 1. The scope: this image only; other ids in the store are denied, unknown ones not found.
+    // 1. The scope: this image only.
     let slide = tessera.open_slide(image)?;
-    let known = tessera
-        .store()
-        .images()?
-        .into_iter()
-        .map(|i| i.id)
-        .collect();
     let scope = JobScope {
         allowed: HashMap::from([(image.id.clone(), slide)]),
-        known,
     };
     let ctx = CallContext {
         scope: Arc::new(scope),

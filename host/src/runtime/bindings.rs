@@ -51,7 +51,7 @@ impl data::Host for PluginState {
             Err(ScopeError::Denied) => {
                 tracing::warn!(plugin = %self.plugin, image = %id, "denied: image outside the job's scope");
                 return Ok(Err(PluginError::Denied(format!(
-                    "image `{id}` is outside this job's scope"
+                    "image `{id}` is not in this job's scope"
                 ))));
             }
             Err(ScopeError::NotFound) => {
