@@ -13,6 +13,11 @@
 //! memory-mib = 1024
 //! time-seconds = 300
 //!
+//! [grants]
+//! data = "image"        # or "project": which images its `data` calls may open
+//! write = false         # may it write annotations into the project
+//! gpu-memory-mib = 512  # device memory it may hold; 0 (the default) means no GPU
+//!
 //! [[parameters]]
 //! name = "sigma"
 //! type = "float"
@@ -26,7 +31,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::limits::{MAX_CALL_TIME, MAX_PLUGIN_MEMORY_BYTES};
+use crate::runtime::limits::{MAX_CALL_TIME, MAX_GPU_MEMORY_BYTES, MAX_PLUGIN_MEMORY_BYTES};
 
 /// The plugin API versions this host speaks: every minor up to this one, of this major.
 pub const HOST_API_VERSION: ApiVersion = ApiVersion {
@@ -54,6 +59,9 @@ pub struct Manifest {
     /// What the plugin asks for.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// What data and devices it may touch.
+    #[serde(default)]
+    pub grants: GrantsSection,
     /// Typed parameters with defaults and ranges.
     #[serde(default)]
     pub parameters: Vec<ParamDecl>,
@@ -102,6 +110,41 @@ pub struct LimitsSection {
     pub memory_mib: Option<u64>,
     /// Longest time one run may take, in seconds.
     pub time_seconds: Option<u64>,
+}
+
+/// `[grants]`: what an installed plugin may touch beyond its own memory and time.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GrantsSection {
+    /// Which images its `data` calls may open.
+    #[serde(default)]
+    pub data: DataScope,
+    /// Whether it may write annotations into the job's project.
+    #[serde(default)]
+    pub write: bool,
+    /// Device memory it may hold at once, in MiB; 0 means no GPU access.
+    #[serde(default)]
+    pub gpu_memory_mib: u64,
+}
+
+/// Which images a plugin's `data` calls may reach inside a job.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataScope {
+    /// Only the images the job was started on.
+    #[default]
+    Image,
+    /// Every image of the job's project, read-only unless `write` is granted.
+    Project,
+}
+
+impl std::fmt::Display for DataScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DataScope::Image => "image",
+            DataScope::Project => "project",
+        })
+    }
 }
 
 /// `[[parameters]]`.
@@ -229,6 +272,11 @@ impl Manifest {
         self.limits.memory_mib.map(|m| m << 20)
     }
 
+    /// Device memory granted, in bytes (0: no GPU).
+    pub fn gpu_memory_bytes(&self) -> u64 {
+        self.grants.gpu_memory_mib << 20
+    }
+
     /// Time budget asked for.
     pub fn call_time(&self) -> Option<std::time::Duration> {
         self.limits.time_seconds.map(std::time::Duration::from_secs)
@@ -279,6 +327,14 @@ impl Manifest {
             && !(1..=max_s).contains(&t)
         {
             return Err(format!("limits.time-seconds is {t}, expected 1 to {max_s}"));
+        }
+
+        let max_gpu_mib = MAX_GPU_MEMORY_BYTES >> 20;
+        if self.grants.gpu_memory_mib > max_gpu_mib {
+            return Err(format!(
+                "grants.gpu-memory-mib is {}, expected 0 to {max_gpu_mib}",
+                self.grants.gpu_memory_mib
+            ));
         }
 
         let mut seen = std::collections::HashSet::new();
@@ -393,6 +449,10 @@ api = "0.1.0"
 memory-mib = 512
 time-seconds = 60
 
+[grants]
+data = "project"
+gpu-memory-mib = 256
+
 [[parameters]]
 name = "sigma"
 type = "float"
@@ -407,6 +467,23 @@ max = 10.0
         assert_eq!(m.plugin.id, "nuclei-detect");
         assert_eq!(m.memory_bytes(), Some(512 << 20));
         assert_eq!(m.parameters[0].kind, ParamType::Float);
+        assert_eq!(m.grants.data, DataScope::Project);
+        assert!(!m.grants.write);
+        assert_eq!(m.gpu_memory_bytes(), 256 << 20);
+    }
+
+    #[test]
+    fn grants_default_to_the_job_images_and_no_gpu() {
+        let text = GOOD.replace("data = \"project\"\ngpu-memory-mib = 256\n", "");
+        let m = Manifest::parse(&text, "tessera.toml").unwrap();
+        assert_eq!(m.grants, GrantsSection::default());
+        assert_eq!(m.grants.data, DataScope::Image);
+        let text = GOOD.replace("gpu-memory-mib = 256", "gpu-memory-mib = 999999");
+        let err = Manifest::parse(&text, "tessera.toml").unwrap_err();
+        assert!(err.to_string().contains("grants.gpu-memory-mib"), "{err}");
+        let text = GOOD.replace("data = \"project\"", "data = \"everything\"");
+        let err = Manifest::parse(&text, "tessera.toml").unwrap_err();
+        assert!(err.to_string().contains("everything"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// with the machine's memory.
 pub const MAX_PLUGIN_MEMORY_BYTES: u64 = 4 << 30;
 
+/// Most device (GPU) memory one plugin may hold at once, whatever its grant asks.
+pub const MAX_GPU_MEMORY_BYTES: u64 = 16 << 30;
+
 /// Memory a plugin gets when its manifest names none.
 pub const DEFAULT_PLUGIN_MEMORY_BYTES: u64 = 256 << 20;
 
