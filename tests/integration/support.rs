@@ -24,12 +24,16 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The cargo target directory this test binary was built into.
+/// The cargo target directory: `CARGO_TARGET_DIR` when the tests were started with one (the
+/// build directory may then be elsewhere), else the one this test binary was built into.
 pub fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target/tmp has a parent")
-        .to_path_buf()
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root().join(dir),
+        _ => Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("target/tmp has a parent")
+            .to_path_buf(),
+    }
 }
 
 fn cargo(args: &[&str]) {
