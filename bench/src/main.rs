@@ -16,6 +16,8 @@ use tessera_sdk::{ImageInfo, ImageSource, LevelInfo, Rect, RgbImage};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
+mod big_tiff;
+
 wasmtime::component::bindgen!({ path: "wit", world: "probe" });
 
 /// Bytes moved per transfer measurement.
