@@ -10,7 +10,7 @@ use crate::imaging::{ImagingError, Slide};
 use crate::plugins::{self, MANIFEST_FILE, Manifest, ManifestError};
 use crate::runtime::limits::MAX_COMPONENT_BYTES;
 use crate::runtime::{LoadedPlugin, PluginLimits, Runtime, RuntimeError};
-use crate::store::{ImageRecord, PluginRecord, Store, StoreError};
+use crate::store::{DEFAULT_PROJECT, ImageRecord, PluginRecord, Store, StoreError};
 
 /// Why an operation failed; each variant names the thing it is about.
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +84,15 @@ impl Tessera {
         &self.config
     }
 
-    /// Imports an image file. The file is decoded first; only a readable image is stored.
-    /// Importing the same bytes again returns the existing record and `false`.
+    /// Imports an image file into the default project; see [`Tessera::import_file_to`].
     pub fn import_file(&self, path: &Path) -> Result<(ImageRecord, bool), Error> {
+        self.import_file_to(path, DEFAULT_PROJECT)
+    }
+
+    /// Imports an image file into `project`. The file is decoded first; only a readable image
+    /// is stored. Importing the same bytes again stores no pixels and returns the existing
+    /// record and `false` (when the project already held it).
+    pub fn import_file_to(&self, path: &Path, project: &str) -> Result<(ImageRecord, bool), Error> {
         let shown = path.display().to_string();
         let image_error = |cause| Error::Image {
             path: shown.clone(),
@@ -103,28 +109,91 @@ impl Tessera {
                 what,
             ))));
         }
+        self.require_project(project)?;
         let slide = Slide::open(path, &self.config.image_limits).map_err(image_error)?;
-
         let (digest, size_bytes) = self.store.put_blob_file(path)?;
-        let id = format!("img-{}", &digest[..16]);
-        if let Some(existing) = self.store.image(&id)? {
-            return Ok((existing, false));
-        }
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| id.clone());
-        let record = ImageRecord {
-            id,
-            name,
-            digest,
-            size_bytes,
-            info: slide.info().clone(),
-            imported_at: crate::time::now(),
+            .unwrap_or_default();
+        self.register(project, &name, digest, size_bytes, slide.info())
+    }
+
+    /// Imports an image streamed from `reader` (an upload) into `project` as `name`. The bytes
+    /// go to a temp file while they are hashed; the file is opened as a slide and only a
+    /// readable one is moved into the blob store. A failing reader or an unreadable image
+    /// leaves nothing.
+    pub fn import_stream(
+        &self,
+        project: &str,
+        name: &str,
+        reader: impl std::io::Read,
+    ) -> Result<(ImageRecord, bool), Error> {
+        self.require_project(project)?;
+        let limits = &self.config.image_limits;
+        let (digest, size_bytes, info) = self.store.put_blob_checked(reader, |tmp| {
+            Slide::open(tmp, limits)
+                .map(|s| s.info().clone())
+                .map_err(|cause| Error::Image {
+                    path: name.to_string(),
+                    cause,
+                })
+        })?;
+        self.register(project, name, digest, size_bytes, &info)
+    }
+
+    /// Puts an already stored image into `project` (no pixels are copied).
+    pub fn copy_image(
+        &self,
+        image: &ImageRecord,
+        name: &str,
+        project: &str,
+    ) -> Result<bool, Error> {
+        self.require_project(project)?;
+        Ok(self.store.add_member(project, image, name)?.1)
+    }
+
+    fn require_project(&self, project: &str) -> Result<(), Error> {
+        match self.store.project(project)? {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(format!("no project `{project}`"))),
+        }
+    }
+
+    /// Records the image (once per digest) and its membership of `project`.
+    fn register(
+        &self,
+        project: &str,
+        name: &str,
+        digest: String,
+        size_bytes: u64,
+        info: &crate::imaging::ImageInfo,
+    ) -> Result<(ImageRecord, bool), Error> {
+        let id = format!("img-{}", &digest[..16]);
+        let record = match self.store.image(&id)? {
+            Some(existing) => existing,
+            None => {
+                let record = ImageRecord {
+                    name: if name.is_empty() {
+                        id.clone()
+                    } else {
+                        name.to_string()
+                    },
+                    id,
+                    digest,
+                    size_bytes,
+                    info: info.clone(),
+                    imported_at: crate::time::now(),
+                };
+                self.store.put_image(&record)?;
+                record
+            }
         };
-        self.store.put_image(&record)?;
-        tracing::info!(image = %record.id, name = %record.name, "imported");
-        Ok((record, true))
+        let (_, new) = self.store.add_member(project, &record, name)?;
+        if new {
+            tracing::info!(image = %record.id, %project, name = %name, "imported");
+        }
+        Ok((record, new))
     }
 
     /// Finds an image by id, or by the file name it was imported from.

@@ -9,14 +9,18 @@
 //! - [`plugins`] validates manifests and parameters.
 //! - [`runtime`] compiles, links and runs plugin components under wasmtime with limits.
 //! - [`jobs`] runs a plugin on an image and records the result with its provenance.
+//! - [`annotations`] checks incoming GeoJSON and splits it into features for the store.
+//! - [`server`] is the HTTP API (axum) over one [`Tessera`].
 //! - [`Tessera`] ties them together over one data directory.
 
+pub mod annotations;
 pub mod app;
 pub mod config;
 pub mod imaging;
 pub mod jobs;
 pub mod plugins;
 pub mod runtime;
+pub mod server;
 pub mod store;
 pub mod time;
 

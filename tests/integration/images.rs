@@ -1,6 +1,6 @@
 //! Broken images: each gets a clear error and adds nothing to the store.
 
-use crate::support::{Lake, lake, sample};
+use crate::support::{Lake, huge_tiff_header, lake, sample};
 
 fn assert_refused(lake: &Lake, name: &str, bytes: &[u8], expected: &str) {
     let path = lake.dir.path().join(name);
@@ -17,37 +17,6 @@ fn assert_refused(lake: &Lake, name: &str, bytes: &[u8], expected: &str) {
         0,
         "{name}: no blob may be stored"
     );
-}
-
-/// A little-endian TIFF header and one IFD claiming `width` × `height` RGB pixels, no data.
-fn huge_tiff_header(width: u32, height: u32) -> Vec<u8> {
-    let mut b = b"II*\0".to_vec();
-    b.extend(8u32.to_le_bytes());
-    let entries: &[(u16, u16, u32, u32)] = &[
-        (256, 4, 1, width),                                      // ImageWidth
-        (257, 4, 1, height),                                     // ImageLength
-        (258, 3, 1, 8),                                          // BitsPerSample
-        (259, 3, 1, 1),                                          // Compression: none
-        (262, 3, 1, 2),                                          // Photometric: RGB
-        (273, 4, 1, 200),                                        // StripOffsets
-        (277, 3, 1, 3),                                          // SamplesPerPixel
-        (278, 4, 1, height),                                     // RowsPerStrip
-        (279, 4, 1, width.wrapping_mul(height).wrapping_mul(3)), // StripByteCounts
-    ];
-    b.extend((entries.len() as u16).to_le_bytes());
-    for &(tag, kind, count, value) in entries {
-        b.extend(tag.to_le_bytes());
-        b.extend(kind.to_le_bytes());
-        b.extend(count.to_le_bytes());
-        if kind == 3 {
-            b.extend((value as u16).to_le_bytes());
-            b.extend([0, 0]);
-        } else {
-            b.extend(value.to_le_bytes());
-        }
-    }
-    b.extend(0u32.to_le_bytes());
-    b
 }
 
 #[test]

@@ -7,3 +7,4 @@ mod algorithms;
 mod cli;
 mod hostile;
 mod images;
+mod server;

@@ -1,8 +1,12 @@
 //! Command-line flags, parsed once into a [`tessera::Config`], and the commands themselves.
 
 mod demo;
+mod gc;
 pub mod output;
+mod serve;
+mod users;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,6 +15,8 @@ use clap::{Parser, Subcommand};
 use tessera::config::{DATA_DIR_ENV, DEFAULT_DATA_DIR};
 use tessera::jobs::{self, RunOptions};
 use tessera::plugins::params::split_assignment;
+use tessera::server;
+use tessera::store::DEFAULT_PROJECT;
 use tessera::{Config, Tessera};
 
 /// Digital pathology data lake and app catalog with sandboxed WebAssembly plugins.
@@ -36,7 +42,39 @@ enum Command {
         /// Files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// The project to import into.
+        #[arg(long, default_value = DEFAULT_PROJECT)]
+        project: String,
     },
+    /// Serve the HTTP API (see docs/api.md). The data directory is locked while it runs.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Largest upload in bytes.
+        #[arg(long, default_value_t = server::DEFAULT_MAX_UPLOAD_BYTES)]
+        max_upload_bytes: u64,
+        /// Runs executing at once.
+        #[arg(long, default_value_t = server::DEFAULT_WORKERS)]
+        workers: usize,
+    },
+    /// Manage API users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage teams.
+    Team {
+        #[command(subcommand)]
+        command: TeamCommand,
+    },
+    /// Manage projects (grants and datasets are managed over the API).
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+    /// Remove blobs that no project, result or plugin refers to any more.
+    Gc,
     /// Install and list plugins.
     Plugin {
         #[command(subcommand)]
@@ -82,6 +120,42 @@ enum PluginCommand {
     List,
 }
 
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (or give it a new token); prints the token once.
+    Add {
+        /// User name (a-z, 0-9, -).
+        name: String,
+        /// A team to belong to (created if missing); repeat for more.
+        #[arg(long = "team", required = true)]
+        teams: Vec<String>,
+        /// Give the admin role.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TeamCommand {
+    /// Create a team.
+    Add {
+        /// Team name (a-z, 0-9, -).
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Create a project owned by a team; prints its id.
+    Add {
+        /// Display name.
+        name: String,
+        /// Owning team.
+        #[arg(long)]
+        team: String,
+    },
+}
+
 /// Sends `tracing` output to stderr; quiet by default so progress bars stay readable.
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
@@ -106,7 +180,28 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))
     };
     match cli.command {
-        Command::Import { paths } => import(&open()?, &paths),
+        Command::Import { paths, project } => import(&open()?, &paths, &project),
+        Command::Serve {
+            addr,
+            max_upload_bytes,
+            workers,
+        } => {
+            let options = server::ServerOptions {
+                max_upload_bytes,
+                workers,
+            };
+            serve::run(open()?, addr, options)
+        }
+        Command::User {
+            command: UserCommand::Add { name, teams, admin },
+        } => users::add_user(&open()?, &name, &teams, admin),
+        Command::Team {
+            command: TeamCommand::Add { name },
+        } => users::add_team(&open()?, &name),
+        Command::Project {
+            command: ProjectCommand::Add { name, team },
+        } => users::add_project(&open()?, &name, &team),
+        Command::Gc => gc::run(&open()?),
         Command::Images => {
             output::images(&open()?.store().images()?);
             Ok(())
@@ -158,11 +253,14 @@ pub fn image_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn import(t: &Tessera, paths: &[PathBuf]) -> anyhow::Result<()> {
+fn import(t: &Tessera, paths: &[PathBuf], project: &str) -> anyhow::Result<()> {
+    if t.store().project(project)?.is_none() {
+        anyhow::bail!("no project `{project}`; hint: `tessera project add NAME --team T`");
+    }
     let files = image_files(paths)?;
     let mut failed = 0;
     for file in &files {
-        match t.import_file(file) {
+        match t.import_file_to(file, project) {
             Ok((record, new)) => output::imported(&record, new),
             Err(e) => {
                 failed += 1;

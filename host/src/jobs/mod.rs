@@ -1,6 +1,7 @@
 //! Runs a plugin on an image and commits the result with its provenance.
 //!
-//! A run reads only the images of its scope (here: the one image it was started on), reports
+//! A run reads only the images of its scope (the image it was started on, or with
+//! `grants.data = "project"` every image of its project, opened on first use), reports
 //! progress through a callback, and on success writes the GeoJSON blob, the result record and
 //! a GeoJSON file under `results/`. A failed run writes nothing.
 
@@ -8,17 +9,20 @@ pub mod geojson;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::app::{Error, Tessera};
 use crate::imaging::Slide;
+use crate::plugins::manifest::DataScope as ManifestScope;
 use crate::plugins::params;
 use crate::runtime::{
     CallContext, DataScope, Geometry, Point, ProgressFn, Rect, RunRequest, RunResult, ScopeError,
 };
-use crate::store::{ImageRecord, MeasurementRecord, ResultRecord};
+use crate::store::{
+    ChangeKind, ChangeOp, DEFAULT_PROJECT, ImageRecord, MeasurementRecord, ResultRecord,
+};
 
 /// How to run.
 #[derive(Clone, Default)]
@@ -31,6 +35,11 @@ pub struct RunOptions {
     pub progress: Option<ProgressFn>,
     /// Set to cancel.
     pub cancelled: Option<Arc<AtomicBool>>,
+    /// The project the run belongs to; [`DEFAULT_PROJECT`] when `None`.
+    pub project: Option<String>,
+    /// The server run this is one item of. Its annotations are then also stored as the
+    /// annotation source `result:<run>` of the image.
+    pub run: Option<String>,
 }
 
 /// What a successful run produced.
@@ -52,11 +61,27 @@ pub struct RunOutcome {
 /// plugin learns nothing about the store outside its scope (and no lookup is needed).
 pub struct JobScope {
     allowed: HashMap<String, Arc<Slide>>,
+    /// With a project-wide grant: the blob paths of the project's other images.
+    project: HashMap<String, PathBuf>,
+    limits: crate::imaging::Limits,
+    opened: Mutex<HashMap<String, Arc<Slide>>>,
 }
 
 impl DataScope for JobScope {
     fn open_image(&self, id: &str) -> Result<Arc<Slide>, ScopeError> {
-        self.allowed.get(id).cloned().ok_or(ScopeError::Denied)
+        if let Some(slide) = self.allowed.get(id) {
+            return Ok(slide.clone());
+        }
+        let path = self.project.get(id).ok_or(ScopeError::Denied)?;
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slide) = opened.get(id) {
+            return Ok(slide.clone());
+        }
+        let slide = Arc::new(
+            Slide::open(path, &self.limits).map_err(|e| ScopeError::Unreadable(e.to_string()))?,
+        );
+        opened.insert(id.to_string(), slide.clone());
+        Ok(slide)
     }
 }
 
@@ -122,10 +147,22 @@ pub fn run_on_image(
     let params = params::resolve(&manifest.parameters, &options.params)
         .map_err(|e| Error::Invalid(format!("{plugin_id}: {e}")))?;
 
-    // 1. The scope: this image only.
+    // 1. The scope: this image, or every image of the project when the grant says so.
+    let project = options.project.as_deref().unwrap_or(DEFAULT_PROJECT);
     let slide = tessera.open_slide(image)?;
+    let mut others = HashMap::new();
+    if manifest.grants.data == ManifestScope::Project {
+        for member in tessera.store().members(project)? {
+            if let Some(other) = tessera.store().image(&member.image)? {
+                others.insert(other.id, tessera.store().blob_path(&other.digest));
+            }
+        }
+    }
     let scope = JobScope {
         allowed: HashMap::from([(image.id.clone(), slide)]),
+        project: others,
+        limits: tessera.config().image_limits.clone(),
+        opened: Mutex::new(HashMap::new()),
     };
     let ctx = CallContext {
         scope: Arc::new(scope),
@@ -152,6 +189,8 @@ pub fn run_on_image(
     let geojson_digest = tessera.store().put_blob_bytes(&geojson)?;
     let record = ResultRecord {
         id: tessera.store().new_id("res")?,
+        project: project.to_string(),
+        run: options.run.clone(),
         image_id: image.id.clone(),
         image_digest: image.digest.clone(),
         plugin_id: plugin_id.to_string(),
@@ -178,6 +217,22 @@ pub fn run_on_image(
         finished_at,
     };
     tessera.store().put_result(&record)?;
+    if let Some(run) = &options.run {
+        let features = crate::annotations::parse_collection(&geojson)
+            .map_err(|e| Error::Invalid(format!("plugin `{plugin_id}` result: {e}")))?;
+        let source = format!("{}{run}", crate::annotations::RESULT_SOURCE_PREFIX);
+        tessera
+            .store()
+            .put_features(project, &image.id, &source, features, true)?;
+    }
+    tessera.store().record_change(
+        ChangeOp::Created,
+        ChangeKind::Result,
+        project,
+        &image.id,
+        None,
+        Some(&record.id),
+    )?;
     let geojson_path = tessera.store().result_file(&image.id, plugin_id);
     tessera.store().write_file_atomic(&geojson_path, &geojson)?;
 

@@ -3,7 +3,9 @@
 //! This is the only module that touches the data directory:
 //!
 //! ```text
-//! <data-dir>/meta/          sled database (images, plugins, results)
+//! <data-dir>/meta/          sled database: trees images, plugins, results, teams, users,
+//!                           tokens, projects, members, datasets, collections, features,
+//!                           changes, runs (see `lake.rs` and `annotations.rs` for keys)
 //! <data-dir>/blobs/ab/cd…   blob files named by their sha256
 //! <data-dir>/tmp/           blobs being written; emptied at every open
 //! <data-dir>/cache/         compiled plugins (see runtime::cache)
@@ -14,6 +16,8 @@
 //! never leaves half a blob under a valid name. Metadata is written after the blob it points
 //! to; a crash in between leaves an unreferenced blob, never a record without its data.
 
+mod annotations;
+mod lake;
 mod records;
 
 use std::fs::File;
@@ -25,7 +29,20 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-pub use records::{ImageRecord, MeasurementRecord, PluginRecord, ResultRecord};
+pub use annotations::{BBox, StoredFeature};
+pub use lake::{GcReport, is_id};
+pub use records::{
+    Access, ChangeKind, ChangeOp, ChangeRecord, CollectionRecord, DatasetRecord, ImageRecord,
+    MeasurementRecord, MemberRecord, PluginRecord, ProjectRecord, ResultRecord, RunRecord,
+    RunState, TeamRecord, UserRecord,
+};
+
+/// The project every store has, owned by the team of the same name; `tessera import` puts
+/// images there unless told otherwise.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// The team that owns [`DEFAULT_PROJECT`].
+pub const DEFAULT_TEAM: &str = "default";
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +55,7 @@ pub enum StoreError {
     Db { path: PathBuf, cause: sled::Error },
     /// Another process holds the data directory.
     #[error(
-        "data directory {path} is in use by another tessera process; hint: wait for it to finish"
+        "data directory {path} is in use by another tessera process (a running `tessera serve` holds it); hint: stop that process or wait for it to finish, or use the HTTP API while the server runs"
     )]
     Busy { path: PathBuf },
     /// A stored record could not be decoded (written by an incompatible version?).
@@ -62,6 +79,16 @@ pub struct Store {
     images: sled::Tree,
     plugins: sled::Tree,
     results: sled::Tree,
+    teams: sled::Tree,
+    users: sled::Tree,
+    tokens: sled::Tree,
+    projects: sled::Tree,
+    members: sled::Tree,
+    datasets: sled::Tree,
+    collections: sled::Tree,
+    features: sled::Tree,
+    changes: sled::Tree,
+    runs: sled::Tree,
     tmp_counter: AtomicU64,
 }
 
@@ -99,14 +126,27 @@ impl Store {
         let images = db.open_tree("images").map_err(db_err)?;
         let plugins = db.open_tree("plugins").map_err(db_err)?;
         let results = db.open_tree("results").map_err(db_err)?;
-        Ok(Store {
+        let tree = |name: &str| db.open_tree(name).map_err(db_err);
+        let store = Store {
             root: root.to_path_buf(),
-            db,
             images,
             plugins,
             results,
+            teams: tree("teams")?,
+            users: tree("users")?,
+            tokens: tree("tokens")?,
+            projects: tree("projects")?,
+            members: tree("members")?,
+            datasets: tree("datasets")?,
+            collections: tree("collections")?,
+            features: tree("features")?,
+            changes: tree("changes")?,
+            runs: tree("runs")?,
+            db,
             tmp_counter: AtomicU64::new(0),
-        })
+        };
+        store.ensure_default_project()?;
+        Ok(store)
     }
 
     /// The data directory.
@@ -149,7 +189,19 @@ impl Store {
 
     /// Streams `reader` into a blob, returning its digest and size. The bytes are never held
     /// in memory whole.
-    pub fn put_blob_reader(&self, mut reader: impl Read) -> Result<(String, u64)> {
+    pub fn put_blob_reader(&self, reader: impl Read) -> Result<(String, u64)> {
+        self.put_blob_checked(reader, |_| Ok::<(), StoreError>(()))
+            .map(|(digest, size, ())| (digest, size))
+    }
+
+    /// Streams `reader` into a temp file while hashing it, lets `check` look at the finished
+    /// file, and only if it agrees renames it into the blob store. Whatever fails (the reader,
+    /// the check, the disk), nothing is left behind.
+    pub fn put_blob_checked<T, E: From<StoreError>>(
+        &self,
+        mut reader: impl Read,
+        check: impl FnOnce(&Path) -> std::result::Result<T, E>,
+    ) -> std::result::Result<(String, u64, T), E> {
         let tmp = self.temp_path();
         let result = (|| {
             let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
@@ -161,16 +213,18 @@ impl Store {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(io_err(&tmp)(e)),
+                    Err(e) => return Err(io_err(&tmp)(e).into()),
                 };
                 hasher.update(&buf[..n]);
                 file.write_all(&buf[..n]).map_err(io_err(&tmp))?;
                 size += n as u64;
             }
             file.sync_all().map_err(io_err(&tmp))?;
+            drop(file);
+            let checked = check(&tmp)?;
             let digest = hex::encode(hasher.finalize());
             self.commit_temp(&tmp, &digest)?;
-            Ok((digest, size))
+            Ok((digest, size, checked))
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -200,6 +254,22 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
         std::fs::rename(tmp, &dest).map_err(io_err(&dest))
+    }
+
+    /// Opens a blob for streaming reads. `digest` must be one the store gave out (a record's
+    /// field), never request input.
+    pub fn open_blob(&self, digest: &str) -> Result<File> {
+        let path = self.blob_path(digest);
+        File::open(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::MissingBlob {
+                    digest: digest.to_string(),
+                    path: path.clone(),
+                }
+            } else {
+                io_err(&path)(e)
+            }
+        })
     }
 
     /// Reads a whole blob into memory (for small blobs: components, results).
@@ -310,6 +380,11 @@ impl Store {
     /// Saves a result record.
     pub fn put_result(&self, result: &ResultRecord) -> Result<()> {
         self.put(&self.results, &result.id, result)
+    }
+
+    /// The result `id`.
+    pub fn result(&self, id: &str) -> Result<Option<ResultRecord>> {
+        self.get(&self.results, "result", id)
     }
 
     /// Every result, oldest first.

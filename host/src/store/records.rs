@@ -1,5 +1,7 @@
 //! The records kept in the metadata trees.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::imaging::ImageInfo;
@@ -34,10 +36,16 @@ pub struct PluginRecord {
 }
 
 /// One plugin run on one image, with everything needed to reproduce it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ResultRecord {
     /// Unique, time-ordered id.
     pub id: String,
+    /// The project it belongs to.
+    #[serde(default = "default_project")]
+    pub project: String,
+    /// The run that produced it (`None` for a CLI run).
+    #[serde(default)]
+    pub run: Option<String>,
     /// The image analysed.
     pub image_id: String,
     /// sha256 of the image file.
@@ -51,6 +59,7 @@ pub struct ResultRecord {
     /// Plugin API version the plugin was built for.
     pub api_version: String,
     /// Every parameter, defaults filled in, as `name = value` JSON.
+    #[schema(value_type = Object)]
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Whole-image measurements.
     pub measurements: Vec<MeasurementRecord>,
@@ -67,7 +76,7 @@ pub struct ResultRecord {
 }
 
 /// A named number with an optional unit.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct MeasurementRecord {
     /// Name.
     pub name: String,
@@ -75,4 +84,213 @@ pub struct MeasurementRecord {
     pub value: f64,
     /// Unit.
     pub unit: Option<String>,
+}
+
+fn default_project() -> String {
+    super::DEFAULT_PROJECT.to_string()
+}
+
+/// A team: the unit that projects are granted to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct TeamRecord {
+    /// Unique name, an id.
+    pub name: String,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// A user of the HTTP API.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserRecord {
+    /// Unique name, an id.
+    pub name: String,
+    /// The teams they belong to.
+    pub teams: Vec<String>,
+    /// `admin` manages teams, users and grants; otherwise a member.
+    pub admin: bool,
+    /// sha256 (hex) of their bearer token; the token itself is never stored.
+    pub token_sha256: String,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// What a team may do in a project.
+#[derive(
+    Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// See and download.
+    Read,
+    /// Also upload, annotate, run, delete.
+    Write,
+}
+
+/// A project: images, datasets, annotations and results, owned by a team.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProjectRecord {
+    /// Opaque id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The owning team (always has `write`).
+    pub team: String,
+    /// Grants to other teams.
+    pub grants: BTreeMap<String, Access>,
+    /// When it was created.
+    pub created_at: String,
+}
+
+impl ProjectRecord {
+    /// The best access any of `teams` has.
+    pub fn access(&self, teams: &[String]) -> Option<Access> {
+        teams
+            .iter()
+            .filter_map(|t| {
+                if *t == self.team {
+                    Some(Access::Write)
+                } else {
+                    self.grants.get(t).copied()
+                }
+            })
+            .max()
+    }
+}
+
+/// An image as a member of a project.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MemberRecord {
+    /// The project.
+    pub project: String,
+    /// The image id.
+    pub image: String,
+    /// The name it has in this project.
+    pub name: String,
+    /// When it was added.
+    pub added_at: String,
+}
+
+/// A named, ordered set of images of one project.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct DatasetRecord {
+    /// Opaque id.
+    pub id: String,
+    /// The project.
+    pub project: String,
+    /// Display name.
+    pub name: String,
+    /// Image ids, in order.
+    pub images: Vec<String>,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// The metadata of one annotation collection (project, image, source).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct CollectionRecord {
+    /// The source: `manual`, a client's name, or `result:<run>`.
+    pub source: String,
+    /// How many features it holds.
+    pub count: u64,
+    /// Widest and tallest feature bounding box, which bounds how far a bbox query looks.
+    pub max_width: f64,
+    /// See `max_width`.
+    pub max_height: f64,
+    /// The next feature sequence number.
+    pub next_seq: u64,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// What a change did.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeOp {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// What a change was about.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Image,
+    Annotations,
+    Result,
+}
+
+/// One entry of the change feed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct ChangeRecord {
+    /// Position in the feed (decimal, growing).
+    pub cursor: String,
+    /// What happened.
+    pub op: ChangeOp,
+    /// To what.
+    pub kind: ChangeKind,
+    /// In which project.
+    pub project: String,
+    /// The image concerned.
+    pub image: String,
+    /// The annotation source, for annotation changes.
+    pub source: Option<String>,
+    /// The result id, for result changes.
+    pub result: Option<String>,
+    /// When.
+    pub at: String,
+}
+
+/// The state of a run.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+    /// The server stopped while it was queued or running.
+    Interrupted,
+}
+
+impl RunState {
+    /// True once nothing will change any more.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunState::Queued | RunState::Running)
+    }
+}
+
+/// A plugin run over one or many images of a project.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct RunRecord {
+    /// Opaque id.
+    pub id: String,
+    /// The project.
+    pub project: String,
+    /// Plugin id.
+    pub plugin: String,
+    /// The images, in order.
+    pub images: Vec<String>,
+    /// Parameters as given (`name` → JSON value).
+    #[schema(value_type = Object)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Where it is.
+    pub state: RunState,
+    /// Images finished.
+    pub done: u64,
+    /// Images in all.
+    pub total: u64,
+    /// Result ids, one per finished image.
+    pub results: Vec<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The user who started it.
+    pub user: String,
+    /// When it was started.
+    pub created_at: String,
+    /// When a worker took it.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
 }
