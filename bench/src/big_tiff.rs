@@ -17,8 +17,6 @@ pub const TILE: u32 = 256;
 pub struct BigTiff {
     /// Full-resolution width and height.
     pub size: u32,
-    /// Levels, each half the size of the one above.
-    pub levels: u32,
     /// Bytes written.
     pub bytes: u64,
 }
@@ -50,7 +48,11 @@ pub fn write(path: &Path, size: u32, levels: u32, tile_jpeg: &[u8]) -> anyhow::R
         let offsets_at = pos;
         for t in 0..tiles {
             let offset = first_tile + t * tile_jpeg.len() as u64;
-            out.write_all(&u32::try_from(offset).context("file past 4 GiB")?.to_le_bytes())?;
+            out.write_all(
+                &u32::try_from(offset)
+                    .context("file past 4 GiB")?
+                    .to_le_bytes(),
+            )?;
         }
         let counts_at = offsets_at + tiles * 4;
         let count = u32::try_from(tile_jpeg.len())?;
@@ -76,8 +78,18 @@ pub fn write(path: &Path, size: u32, levels: u32, tile_jpeg: &[u8]) -> anyhow::R
             (284, short, 1, 1),
             (322, long, 1, TILE),
             (323, long, 1, TILE),
-            (324, long, tiles32, offset_or_value(tiles32, offsets_at, first_tile)?),
-            (325, long, tiles32, offset_or_value(tiles32, counts_at, u64::from(count))?),
+            (
+                324,
+                long,
+                tiles32,
+                offset_or_value(tiles32, offsets_at, first_tile)?,
+            ),
+            (
+                325,
+                long,
+                tiles32,
+                offset_or_value(tiles32, counts_at, u64::from(count))?,
+            ),
         ];
         out.write_all(&(entries.len() as u16).to_le_bytes())?;
         for (tag, kind, n, value) in entries {
@@ -99,11 +111,7 @@ pub fn write(path: &Path, size: u32, levels: u32, tile_jpeg: &[u8]) -> anyhow::R
         link_at = next_link;
     }
     out.flush()?;
-    Ok(BigTiff {
-        size,
-        levels,
-        bytes: pos,
-    })
+    Ok(BigTiff { size, bytes: pos })
 }
 
 /// A one-element array is stored inline in the IFD entry; longer ones by offset.

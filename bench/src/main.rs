@@ -17,6 +17,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
 mod big_tiff;
+mod lake;
 
 wasmtime::component::bindgen!({ path: "wit", world: "probe" });
 
@@ -262,10 +263,23 @@ fn main() -> anyhow::Result<()> {
         Some(ratio <= 1.3),
     ));
 
-    // 5. The table.
+    // 5. The data lake over HTTP on 127.0.0.1.
+    rows.extend(lake::rows(&root(), scratch.path())?);
+
+    // 6. The table.
+    let what = rows
+        .iter()
+        .map(|r| r.what.chars().count())
+        .max()
+        .unwrap_or(0);
+    let value = rows
+        .iter()
+        .map(|r| r.value.chars().count())
+        .max()
+        .unwrap_or(0);
     println!();
     println!(
-        "{:<34} {:>14} {:>12} {:>6}",
+        "{:<what$} {:>value$} {:>12} {:>6}",
         "MEASUREMENT", "VALUE", "TARGET", ""
     );
     for r in &rows {
@@ -275,7 +289,7 @@ fn main() -> anyhow::Result<()> {
             None => "",
         };
         println!(
-            "{:<34} {:>14} {:>12} {:>6}",
+            "{:<what$} {:>value$} {:>12} {:>6}",
             r.what, r.value, r.target, status
         );
     }

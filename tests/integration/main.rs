@@ -7,4 +7,5 @@ mod algorithms;
 mod cli;
 mod hostile;
 mod images;
+mod python_client;
 mod server;

@@ -13,10 +13,12 @@ use reqwest::Method;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
 
-use crate::support::{component, count_files, huge_tiff_header, plugin_dir, root, sample, tessera_bin};
+use crate::support::{
+    component, count_files, huge_tiff_header, plugin_dir, root, sample, tessera_bin,
+};
 
 /// Runs a CLI command on `data` and returns its stdout; panics when it fails.
-fn cli(data: &Path, args: &[&str]) -> String {
+pub(crate) fn cli(data: &Path, args: &[&str]) -> String {
     let out = Command::new(tessera_bin())
         .arg("--data-dir")
         .arg(data)
@@ -34,7 +36,7 @@ fn cli(data: &Path, args: &[&str]) -> String {
 }
 
 /// The token line of `tessera user add`.
-fn token_of(stdout: &str) -> String {
+pub(crate) fn token_of(stdout: &str) -> String {
     stdout
         .lines()
         .find_map(|l| l.strip_prefix("token: "))
@@ -43,18 +45,24 @@ fn token_of(stdout: &str) -> String {
 }
 
 /// A running `tessera serve`, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     admin_token: Option<String>,
 }
 
 impl Server {
-    fn start(data: &Path) -> Server {
+    pub(crate) fn start(data: &Path) -> Server {
         let mut child = Command::new(tessera_bin())
             .arg("--data-dir")
             .arg(data)
-            .args(["serve", "--addr", "127.0.0.1:0", "--max-upload-bytes", "4000000"])
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--max-upload-bytes",
+                "4000000",
+            ])
             .current_dir(root())
             .stdout(Stdio::piped())
             .spawn()
@@ -127,7 +135,9 @@ impl Api {
     }
 
     fn get(&self, path: &str, token: &str) -> Response {
-        self.req(Method::GET, path, Some(token)).send().expect("GET")
+        self.req(Method::GET, path, Some(token))
+            .send()
+            .expect("GET")
     }
 
     fn json(&self, method: Method, path: &str, token: &str, body: Value) -> Response {
@@ -164,8 +174,7 @@ impl Api {
 fn matches_template(template: &str, path: &str) -> bool {
     let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
     t.len() == p.len()
-        && t
-            .iter()
+        && t.iter()
             .zip(&p)
             .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()))
 }
@@ -185,7 +194,10 @@ fn prepared_store(data: &Path) -> (String, String, String) {
             ],
         );
     }
-    let root = token_of(&cli(data, &["user", "add", "root", "--team", "default", "--admin"]));
+    let root = token_of(&cli(
+        data,
+        &["user", "add", "root", "--team", "default", "--admin"],
+    ));
     let bea = token_of(&cli(data, &["user", "add", "bea", "--team", "lab-b"]));
     let carl = token_of(&cli(data, &["user", "add", "carl", "--team", "lab-c"]));
     (root, bea, carl)
@@ -229,7 +241,10 @@ fn events(api: &Api, project: &str, run: &str, token: &str) -> Vec<(String, Valu
             }
         }
         if !name.is_empty() {
-            out.push((name, serde_json::from_str(&data).expect("event data is json")));
+            out.push((
+                name,
+                serde_json::from_str(&data).expect("event data is json"),
+            ));
         }
     }
     out
@@ -239,7 +254,10 @@ fn events(api: &Api, project: &str, run: &str, token: &str) -> Vec<(String, Valu
 fn the_first_serve_on_an_empty_store_creates_an_admin_and_prints_its_token() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
-    let token = server.admin_token.clone().expect("an admin token is printed");
+    let token = server
+        .admin_token
+        .clone()
+        .expect("an admin token is printed");
     let api = Api::new(&server);
     let me = api.ok_json("/api/me", &token);
     assert_eq!(me["role"], "admin");
@@ -270,7 +288,12 @@ fn a_pathologist_uploads_annotates_runs_a_plugin_and_follows_the_change_feed() {
     let api = Api::new(&server);
 
     // A project of team lab-b.
-    let r = api.json(Method::POST, "/api/projects", &bea, json!({"name": "liver", "team": "lab-b"}));
+    let r = api.json(
+        Method::POST,
+        "/api/projects",
+        &bea,
+        json!({"name": "liver", "team": "lab-b"}),
+    );
     assert_eq!(r.status(), 201);
     let project: Value = r.json().unwrap();
     let p = project["id"].as_str().unwrap().to_string();
@@ -294,15 +317,24 @@ fn a_pathologist_uploads_annotates_runs_a_plugin_and_follows_the_change_feed() {
     let file = api.get(&format!("/api/projects/{p}/images/{img}/file"), &bea);
     assert_eq!(file.status(), 200);
     assert_eq!(file.bytes().unwrap().as_ref(), png.as_slice());
-    let thumb = api.get(&format!("/api/projects/{p}/images/{img}/thumbnail?size=128"), &bea);
+    let thumb = api.get(
+        &format!("/api/projects/{p}/images/{img}/thumbnail?size=128"),
+        &bea,
+    );
     assert_eq!(thumb.status(), 200);
     assert!(thumb.bytes().unwrap().starts_with(b"\x89PNG"));
     let dzi = api
         .get(&format!("/api/projects/{p}/images/{img}/image.dzi"), &bea)
         .text()
         .unwrap();
-    let (w, h) = (image["width"].as_u64().unwrap(), image["height"].as_u64().unwrap());
-    assert!(dzi.contains(&format!("Width=\"{w}\" Height=\"{h}\"")), "{dzi}");
+    let (w, h) = (
+        image["width"].as_u64().unwrap(),
+        image["height"].as_u64().unwrap(),
+    );
+    assert!(
+        dzi.contains(&format!("Width=\"{w}\" Height=\"{h}\"")),
+        "{dzi}"
+    );
     let max_level = 64 - (w.max(h) - 1).leading_zeros();
     for (level, tile) in [(max_level, "0_0"), (max_level, "1_1"), (0, "0_0")] {
         let r = api.get(
@@ -313,7 +345,10 @@ fn a_pathologist_uploads_annotates_runs_a_plugin_and_follows_the_change_feed() {
         assert!(r.bytes().unwrap().starts_with(b"\xff\xd8"));
     }
     let r = api.get(
-        &format!("/api/projects/{p}/images/{img}/image_files/{}/0_0.jpeg", max_level + 1),
+        &format!(
+            "/api/projects/{p}/images/{img}/image_files/{}/0_0.jpeg",
+            max_level + 1
+        ),
         &bea,
     );
     assert_eq!(r.status(), 404);
@@ -343,13 +378,21 @@ fn a_pathologist_uploads_annotates_runs_a_plugin_and_follows_the_change_feed() {
         json!({"name": "batch 1", "images": [img]}),
     );
     assert_eq!(r.status(), 201);
-    let ds = r.json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let ds = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         api.ok_json(&format!("/api/projects/{p}/datasets/{ds}"), &bea)["images"],
         json!([img])
     );
     let other: Value = api
-        .json(Method::POST, "/api/projects", &bea, json!({"name": "teaching", "team": "lab-b"}))
+        .json(
+            Method::POST,
+            "/api/projects",
+            &bea,
+            json!({"name": "teaching", "team": "lab-b"}),
+        )
         .json()
         .unwrap();
     let q = other["id"].as_str().unwrap().to_string();
@@ -378,12 +421,18 @@ fn a_pathologist_uploads_annotates_runs_a_plugin_and_follows_the_change_feed() {
         json!({"plugin": "nuclei-detect", "dataset": ds, "params": {}}),
     );
     assert_eq!(r.status(), 202);
-    let run = r.json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let run = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let evs = events(&api, &p, &run, &bea);
     let (last_name, last) = evs.last().expect("events");
     assert_eq!(last_name, "state");
     assert_eq!(last["state"], "done", "{last}");
-    assert!(evs.iter().any(|(n, _)| n == "progress"), "progress events are sent");
+    assert!(
+        evs.iter().any(|(n, _)| n == "progress"),
+        "progress events are sent"
+    );
     let run_record = api.ok_json(&format!("/api/projects/{p}/runs/{run}"), &bea);
     assert_eq!(run_record["state"], "done");
     let result_id = run_record["results"][0].as_str().unwrap().to_string();
@@ -395,7 +444,10 @@ fn a_pathologist_uploads_annotates_runs_a_plugin_and_follows_the_change_feed() {
     assert_eq!(result["plugin_id"], "nuclei-detect");
     assert_eq!(result["image_digest"], image["digest"]);
     assert_eq!(result["run"], run.as_str());
-    let geojson = api.ok_json(&format!("/api/projects/{p}/results/{result_id}/geojson"), &bea);
+    let geojson = api.ok_json(
+        &format!("/api/projects/{p}/results/{result_id}/geojson"),
+        &bea,
+    );
     let n = geojson["features"].as_array().unwrap().len();
     assert!(n > 0);
     let sources = api.ok_json(&format!("{path}/sources"), &bea);
@@ -421,7 +473,12 @@ fn a_pathologist_uploads_annotates_runs_a_plugin_and_follows_the_change_feed() {
         .unwrap()
         .iter()
         .filter(|c| c["project"] == p.as_str())
-        .map(|c| (c["op"].as_str().unwrap().into(), c["kind"].as_str().unwrap().into()))
+        .map(|c| {
+            (
+                c["op"].as_str().unwrap().into(),
+                c["kind"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     let expect = |op: &str, kind: &str| (op.to_string(), kind.to_string());
     assert_eq!(
@@ -452,17 +509,43 @@ fn a_pathologist_uploads_annotates_runs_a_plugin_and_follows_the_change_feed() {
 
     // Deleting from one project keeps the pixels for the other; gc frees them once no
     // project holds the image.
-    let r = api.req(Method::DELETE, &format!("/api/projects/{p}/images/{img}"), Some(&bea)).send().unwrap();
+    let r = api
+        .req(
+            Method::DELETE,
+            &format!("/api/projects/{p}/images/{img}"),
+            Some(&bea),
+        )
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(api.get(&format!("/api/projects/{q}/images/{img}/file"), &bea).status(), 200);
-    assert_eq!(api.get(&format!("/api/projects/{p}/images/{img}"), &bea).status(), 404);
-    let r = api.req(Method::DELETE, &format!("/api/projects/{q}/images/{img}"), Some(&bea)).send().unwrap();
+    assert_eq!(
+        api.get(&format!("/api/projects/{q}/images/{img}/file"), &bea)
+            .status(),
+        200
+    );
+    assert_eq!(
+        api.get(&format!("/api/projects/{p}/images/{img}"), &bea)
+            .status(),
+        404
+    );
+    let r = api
+        .req(
+            Method::DELETE,
+            &format!("/api/projects/{q}/images/{img}"),
+            Some(&bea),
+        )
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 204);
     api.assert_all_documented();
     drop(server);
     let gc = cli(data.path(), &["gc"]);
     assert!(gc.starts_with("removed 1 blobs"), "{gc}");
-    assert_eq!(blobs(data.path()), 3, "two components and the result's GeoJSON stay");
+    assert_eq!(
+        blobs(data.path()),
+        3,
+        "two components and the result's GeoJSON stay"
+    );
 }
 
 #[test]
@@ -477,22 +560,36 @@ fn bad_input_gets_the_documented_status_and_stores_nothing() {
     let server = Server::start(data.path());
     let api = Api::new(&server);
     let p = api
-        .json(Method::POST, "/api/projects", &bea, json!({"name": "kidney", "team": "lab-b"}))
+        .json(
+            Method::POST,
+            "/api/projects",
+            &bea,
+            json!({"name": "kidney", "team": "lab-b"}),
+        )
         .json::<Value>()
         .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
     let png = std::fs::read(sample("skimage_ihc.png")).unwrap();
-    let img: Value = upload(&api, &p, &bea, "ihc.png", png.clone()).json().unwrap();
+    let img: Value = upload(&api, &p, &bea, "ihc.png", png.clone())
+        .json()
+        .unwrap();
     let img = img["id"].as_str().unwrap().to_string();
     let stored = blobs(data.path());
 
     // 401: no token, a wrong one, a malformed header.
     let images = format!("/api/projects/{p}/images");
-    assert_eq!(api.req(Method::GET, &images, None).send().unwrap().status(), 401);
+    assert_eq!(
+        api.req(Method::GET, &images, None).send().unwrap().status(),
+        401
+    );
     assert_eq!(api.get(&images, "0123abcd").status(), 401);
-    let r = api.req(Method::GET, &images, None).header("Authorization", "Basic eA==").send().unwrap();
+    let r = api
+        .req(Method::GET, &images, None)
+        .header("Authorization", "Basic eA==")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 401);
     let body: Value = r.json().unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
@@ -501,21 +598,51 @@ fn bad_input_gets_the_documented_status_and_stores_nothing() {
     let r = api.get(&images, &carl);
     assert_eq!(r.status(), 404);
     assert_eq!(error_message(r), format!("no project `{p}`"));
-    assert_eq!(api.get("/api/projects/prj-9999999999/images", &carl).status(), 404);
-    assert!(api.ok_json("/api/projects", &carl).as_array().unwrap().is_empty());
+    assert_eq!(
+        api.get("/api/projects/prj-9999999999/images", &carl)
+            .status(),
+        404
+    );
+    assert!(
+        api.ok_json("/api/projects", &carl)
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(upload(&api, &p, &carl, "x.png", png.clone()).status(), 404);
 
     // 403: writes with a read grant (granted by the admin).
-    let r = api.json(Method::PUT, &format!("/api/projects/{p}/grants/lab-c"), &root, json!({"access": "read"}));
+    let r = api.json(
+        Method::PUT,
+        &format!("/api/projects/{p}/grants/lab-c"),
+        &root,
+        json!({"access": "read"}),
+    );
     assert_eq!(r.status(), 200);
     assert_eq!(api.get(&images, &carl).status(), 200);
     assert_eq!(upload(&api, &p, &carl, "x.png", png.clone()).status(), 403);
     let annotations = format!("/api/projects/{p}/images/{img}/annotations");
     let empty = json!({"type": "FeatureCollection", "features": []});
-    assert_eq!(api.json(Method::PUT, &annotations, &carl, empty.clone()).status(), 403);
-    let r = api.req(Method::DELETE, &format!("/api/projects/{p}/images/{img}"), Some(&carl)).send().unwrap();
+    assert_eq!(
+        api.json(Method::PUT, &annotations, &carl, empty.clone())
+            .status(),
+        403
+    );
+    let r = api
+        .req(
+            Method::DELETE,
+            &format!("/api/projects/{p}/images/{img}"),
+            Some(&carl),
+        )
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 403);
-    let r = api.json(Method::POST, &format!("/api/projects/{p}/runs"), &carl, json!({"plugin": "nuclei-detect", "image": img}));
+    let r = api.json(
+        Method::POST,
+        &format!("/api/projects/{p}/runs"),
+        &carl,
+        json!({"plugin": "nuclei-detect", "image": img}),
+    );
     assert_eq!(r.status(), 403);
 
     // 400: malformed GeoJSON names the position and the problem.
@@ -538,13 +665,28 @@ fn bad_input_gets_the_documented_status_and_stores_nothing() {
     assert!(error_message(r).starts_with("line 2 column"));
     let r = api.json(Method::POST, &annotations, &bea, json!({"type": "Feature"}));
     assert_eq!(r.status(), 400);
-    assert_eq!(api.get(&format!("{annotations}?bbox=1,2,3"), &bea).status(), 400);
+    assert_eq!(
+        api.get(&format!("{annotations}?bbox=1,2,3"), &bea).status(),
+        400
+    );
 
     // 415 and 422: not an image, a decompression bomb; nothing stored.
-    let r = upload(&api, &p, &bea, "notes.png", b"these are my notes, not a slide".to_vec());
+    let r = upload(
+        &api,
+        &p,
+        &bea,
+        "notes.png",
+        b"these are my notes, not a slide".to_vec(),
+    );
     assert_eq!(r.status(), 415);
     assert!(error_message(r).contains("not a recognized image"));
-    let r = upload(&api, &p, &bea, "bomb.tif", huge_tiff_header(100_000, 100_000));
+    let r = upload(
+        &api,
+        &p,
+        &bea,
+        "bomb.tif",
+        huge_tiff_header(100_000, 100_000),
+    );
     assert_eq!(r.status(), 422);
     let message = error_message(r);
     assert!(message.contains("bomb.tif"), "{message}");
@@ -585,7 +727,12 @@ fn bad_input_gets_the_documented_status_and_stores_nothing() {
         format!("/api/projects/{p}/results/..%2F..%2Fsentinel"),
         format!("/api/projects/{p}/runs/%2E%2E"),
     ] {
-        let r = api.http.get(format!("{}{path}", api.base)).bearer_auth(&bea).send().unwrap();
+        let r = api
+            .http
+            .get(format!("{}{path}", api.base))
+            .bearer_auth(&bea)
+            .send()
+            .unwrap();
         assert!(
             r.status() == 400 || r.status() == 404,
             "{path}: {}",
@@ -614,7 +761,10 @@ fn a_run_can_be_cancelled_and_a_restart_marks_unfinished_runs_interrupted() {
     cli(data.path(), &["team", "add", "lab-b"]);
     let project = cli(data.path(), &["project", "add", "spin", "--team", "lab-b"]);
     let p = project.split_whitespace().nth(1).unwrap().to_string();
-    let imported = cli(data.path(), &["import", "--project", &p, png.to_str().unwrap()]);
+    let imported = cli(
+        data.path(),
+        &["import", "--project", &p, png.to_str().unwrap()],
+    );
     let img = imported.split_whitespace().nth(1).unwrap().to_string();
 
     let server = Server::start(data.path());
@@ -627,10 +777,18 @@ fn a_run_can_be_cancelled_and_a_restart_marks_unfinished_runs_interrupted() {
             json!({"plugin": "fixture-spin", "image": img}),
         );
         assert_eq!(r.status(), 202);
-        r.json::<Value>().unwrap()["id"].as_str().unwrap().to_string()
+        r.json::<Value>().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let run = start(&api);
-    let r = api.json(Method::POST, &format!("/api/projects/{p}/runs/{run}/cancel"), &bea, json!({}));
+    let r = api.json(
+        Method::POST,
+        &format!("/api/projects/{p}/runs/{run}/cancel"),
+        &bea,
+        json!({}),
+    );
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().unwrap()["state"], "cancelled");
     let evs = events(&api, &p, &run, &bea);
@@ -652,15 +810,26 @@ fn two_hundred_thousand_nuclei_are_written_and_queried_by_bbox() {
     let server = Server::start(data.path());
     let api = Api::new(&server);
     let p = api
-        .json(Method::POST, "/api/projects", &bea, json!({"name": "big", "team": "lab-b"}))
+        .json(
+            Method::POST,
+            "/api/projects",
+            &bea,
+            json!({"name": "big", "team": "lab-b"}),
+        )
         .json::<Value>()
         .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let img: Value = upload(&api, &p, &bea, "ihc.png", std::fs::read(sample("skimage_ihc.png")).unwrap())
-        .json()
-        .unwrap();
+    let img: Value = upload(
+        &api,
+        &p,
+        &bea,
+        "ihc.png",
+        std::fs::read(sample("skimage_ihc.png")).unwrap(),
+    )
+    .json()
+    .unwrap();
     let img = img["id"].as_str().unwrap();
 
     // 200,000 hexagonal nuclei on a 400 × 500 grid, 100 px apart.
@@ -684,7 +853,11 @@ fn two_hundred_thousand_nuclei_are_written_and_queried_by_bbox() {
     body.push_str("]}");
     let path = format!("/api/projects/{p}/images/{img}/annotations");
     let t = Instant::now();
-    let r = api.req(Method::PUT, &path, Some(&bea)).body(body).send().unwrap();
+    let r = api
+        .req(Method::PUT, &path, Some(&bea))
+        .body(body)
+        .send()
+        .unwrap();
     let write = t.elapsed();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().unwrap()["count"], 200_000);
