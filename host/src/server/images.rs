@@ -167,18 +167,24 @@ async fn upload_image(
     Query(q): Query<UploadQuery>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Image>)> {
-    let p = caller.project(&state, &project, Access::Write)?;
-    let name = q.name.unwrap_or_else(|| "upload".to_string());
-    if name.is_empty()
-        || name.len() > 255
-        || name
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control())
-    {
-        return Err(ApiError::bad_request(
-            "name: a file name of 1 to 255 characters without `/`, `\\` or control characters",
-        ));
-    }
+    let checked = caller
+        .project(&state, &project, Access::Write)
+        .and_then(|p| Ok((p, upload_name(q.name)?)));
+    let (p, name) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            // Read (a bounded part of) what the client is sending, so it sees the answer.
+            let mut stream = body.into_data_stream();
+            let mut drained = 0u64;
+            while let Some(Ok(chunk)) = stream.next().await {
+                drained += chunk.len() as u64;
+                if drained > UPLOAD_DRAIN_BYTES {
+                    break;
+                }
+            }
+            return Err(e);
+        }
+    };
 
     // The connection feeds a channel; a blocking thread drains it into the store.
     let (tx, rx) = mpsc::channel(UPLOAD_CHANNEL_CHUNKS);
@@ -257,6 +263,19 @@ async fn upload_image(
         StatusCode::OK
     };
     Ok((status, Json(view(&image, &member))))
+}
+
+fn upload_name(name: Option<String>) -> ApiResult<String> {
+    let name = name.unwrap_or_else(|| "upload".to_string());
+    if name.is_empty()
+        || name.len() > 255
+        || name.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+    {
+        return Err(ApiError::bad_request(
+            "name: a file name of 1 to 255 characters without `/`, `\\` or control characters",
+        ));
+    }
+    Ok(name)
 }
 
 /// Reads upload chunks from the connection task; errors end the upload, and so does going

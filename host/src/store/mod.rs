@@ -114,9 +114,15 @@ impl Store {
 
         let meta = root.join("meta");
         let db_err = |cause| match cause {
-            sled::Error::Io(ref e) if e.kind() == io::ErrorKind::WouldBlock => StoreError::Busy {
-                path: root.to_path_buf(),
-            },
+            // sled wraps the lock failure in an error of its own kind, naming the cause.
+            sled::Error::Io(ref e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock") =>
+            {
+                StoreError::Busy {
+                    path: root.to_path_buf(),
+                }
+            }
             cause => StoreError::Db {
                 path: meta.clone(),
                 cause,
