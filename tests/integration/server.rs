@@ -879,3 +879,33 @@ fn two_hundred_thousand_nuclei_are_written_and_queried_by_bbox() {
         full_read.as_secs_f64()
     );
 }
+
+#[test]
+fn errors_axum_answers_itself_have_the_api_error_shape() {
+    let data = tempfile::tempdir().unwrap();
+    let (_, bea, _) = prepared_store(data.path());
+    let server = Server::start(data.path());
+    let api = Api::new(&server);
+    let r = api
+        .req(Method::POST, "/api/projects", Some(&bea))
+        .header("Content-Type", "application/json")
+        .body("{\"name\": 3}")
+        .send()
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let body: Value = r.json().unwrap();
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("name"),
+        "{body}"
+    );
+    let r = api
+        .req(Method::PATCH, "/api/projects", Some(&bea))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+    let r = api.get("/api/nothing-here", &bea);
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().unwrap()["error"]["code"], "not_found");
+}

@@ -139,5 +139,31 @@ impl From<tokio::task::JoinError> for ApiError {
     }
 }
 
+/// Longest plain-text error body carried over into the JSON shape.
+const MAX_PLAIN_ERROR: usize = 16 << 10;
+
+/// Puts errors that axum answers itself (a body that is not the JSON a route expects, a bad
+/// path or query parameter, a method the route does not have) into the one error shape.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), MAX_PLAIN_ERROR)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    ApiError::new(status, message).into_response()
+}
+
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> axum::Router {
             }),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::map_response(error::json_errors))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
 }
