@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::imaging::{ImagingError, Slide};
-use crate::plugins::{self, MANIFEST_FILE, Manifest, ManifestError};
+use crate::plugins::{ManifestError, admin};
 use crate::runtime::limits::MAX_COMPONENT_BYTES;
-use crate::runtime::{LoadedPlugin, PluginLimits, Runtime, RuntimeError};
+use crate::runtime::{LoadedPlugin, Runtime, RuntimeError};
 use crate::store::{DEFAULT_PROJECT, ImageRecord, PluginRecord, Store, StoreError};
 
 /// Why an operation failed; each variant names the thing it is about.
@@ -225,60 +225,29 @@ impl Tessera {
         Ok(Arc::new(slide))
     }
 
-    /// Installs a plugin from a directory holding `tessera.toml`; the component is `component`
-    /// when given, else found by [`plugins::locate_component`]. Nothing is stored unless every
-    /// check passes.
+    /// Installs a plugin from a source directory holding `tessera.toml` (a development
+    /// install: unsigned, approved as the manifest asks, replacing any installed version). The
+    /// component is `component` when given, else found by [`crate::plugins::locate_component`].
+    /// Nothing is stored unless every check passes; admins install packages through
+    /// [`crate::plugins::admin`].
     pub fn install_plugin(
         &self,
         dir: &Path,
         component: Option<&Path>,
     ) -> Result<PluginRecord, Error> {
-        let install_error = |reason: String| Error::Install {
-            source_path: dir.display().to_string(),
-            reason,
+        let source = admin::Source::Directory {
+            dir: dir.to_path_buf(),
+            component: component.map(Path::to_path_buf),
         };
-
-        // 1. The manifest.
-        let manifest_path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&manifest_path)
-            .map_err(|e| install_error(format!("cannot read {}: {e}", manifest_path.display())))?;
-        let manifest = Manifest::parse(&text, &manifest_path.display().to_string())?;
-        let id = manifest.plugin.id.clone();
-
-        // 2. The component: compiled, linked, instantiated and described before anything is
-        //    written.
-        let component_path = match component {
-            Some(p) => p.to_path_buf(),
-            None => plugins::locate_component(dir, &id).ok_or_else(|| {
-                let names = plugins::component_names(dir, &id).join(" or ");
-                install_error(format!(
-                    "no component found for `{id}` (looked for {names} in the directory and in \
-                     target/wasm32-wasip2/release); hint: run `cargo build --release --target \
-                     wasm32-wasip2` in the plugin's crate, or pass --component FILE"
-                ))
-            })?,
+        let options = admin::Options {
+            allow_unsigned: true,
         };
-        let bytes = read_component(&component_path).map_err(install_error)?;
-        let digest = crate::runtime::cache::sha256_hex(&bytes);
-        let limits = PluginLimits::clamped(manifest.memory_bytes(), manifest.call_time());
-        let loaded = self
-            .runtime
-            .load(&id, &manifest.plugin.version, &bytes, &digest, limits)?;
-        let info = loaded.describe()?;
-        plugins::check_description(&manifest, &info)
-            .map_err(|e| install_error(format!("plugin `{id}`: {e}")))?;
-
-        // 3. Store the component, then the record that points to it.
-        self.store.put_blob_bytes(&bytes)?;
-        let record = PluginRecord {
-            manifest,
-            component_digest: digest.clone(),
-            installed_at: crate::time::now(),
-        };
-        self.store.put_plugin(&record)?;
-        self.lock_loaded().insert(digest, Arc::new(loaded));
-        tracing::info!(plugin = %id, version = %record.manifest.plugin.version, "installed");
-        Ok(record)
+        let candidate = admin::prepare(self, &source, options)?;
+        let enabled = self
+            .store
+            .plugin(&candidate.review.id)?
+            .is_none_or(|r| r.enabled);
+        admin::commit(self, candidate, enabled)
     }
 
     /// The installed plugin `id`, loaded and ready to run.
@@ -288,19 +257,38 @@ impl Tessera {
                 "no plugin `{id}` is installed; hint: `tessera plugin list` shows what is"
             ))
         })?;
+        if !record.enabled {
+            return Err(Error::Invalid(format!(
+                "plugin `{id}` is disabled; hint: `tessera plugin enable {id}`"
+            )));
+        }
+        // Limits come from the grant the admin approved, not from the manifest.
+        let limits = record.grant().limits();
         let digest = &record.component_digest;
-        if let Some(loaded) = self.lock_loaded().get(digest) {
+        if let Some(loaded) = self.lock_loaded().get(digest)
+            && loaded.limits() == limits
+        {
             return Ok((record.clone(), loaded.clone()));
         }
         let bytes = self.store.read_blob(digest)?;
         let m = &record.manifest;
-        let limits = PluginLimits::clamped(m.memory_bytes(), m.call_time());
         let loaded = Arc::new(
             self.runtime
                 .load(id, &m.plugin.version, &bytes, digest, limits)?,
         );
         self.lock_loaded().insert(digest.clone(), loaded.clone());
         Ok((record, loaded))
+    }
+
+    /// Keeps a freshly validated plugin ready to run.
+    pub(crate) fn remember_loaded(&self, loaded: Arc<LoadedPlugin>) {
+        self.lock_loaded()
+            .insert(loaded.digest().to_string(), loaded);
+    }
+
+    /// Drops a loaded plugin (after it was removed).
+    pub(crate) fn forget_loaded(&self, digest: &str) {
+        self.lock_loaded().remove(digest);
     }
 
     fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LoadedPlugin>>> {
@@ -310,7 +298,7 @@ impl Tessera {
 
 /// Reads a component file, refusing anything that is not a regular file or is larger than
 /// [`MAX_COMPONENT_BYTES`].
-fn read_component(path: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read_component(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;

@@ -27,6 +27,8 @@ fn run_on_a_file_imports_it_and_writes_geojson() {
         &[
             "plugin",
             "install",
+            "--allow-unsigned",
+            "--yes",
             plugin_dir("hello-plugin").to_str().unwrap(),
             "--component",
             hello.to_str().unwrap(),

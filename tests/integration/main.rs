@@ -4,8 +4,10 @@
 mod support;
 
 mod algorithms;
+mod authoring;
 mod cli;
 mod hostile;
 mod images;
+mod packages;
 mod python_client;
 mod server;

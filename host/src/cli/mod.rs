@@ -1,10 +1,12 @@
 //! Command-line flags, parsed once into a [`tessera::Config`], and the commands themselves.
 
+mod author;
 mod demo;
 mod gc;
 pub mod output;
 mod serve;
 mod users;
+mod plugin;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -75,10 +77,20 @@ enum Command {
     },
     /// Remove blobs that no project, result or plugin refers to any more.
     Gc,
-    /// Install and list plugins.
+    /// Install, upgrade and manage plugins; create, build, test, pack and sign them.
     Plugin {
         #[command(subcommand)]
-        command: PluginCommand,
+        command: plugin::PluginCommand,
+    },
+    /// Publisher key pairs for signing packages.
+    Key {
+        #[command(subcommand)]
+        command: plugin::KeyCommand,
+    },
+    /// The publisher keys this data directory trusts.
+    Trust {
+        #[command(subcommand)]
+        command: plugin::TrustCommand,
     },
     /// List the images in the store.
     Images,
@@ -104,20 +116,6 @@ enum Command {
         #[arg(long, default_value = "plugins")]
         plugins: PathBuf,
     },
-}
-
-#[derive(Subcommand)]
-enum PluginCommand {
-    /// Validate and install a plugin from its directory (tessera.toml + component).
-    Install {
-        /// The plugin directory.
-        dir: PathBuf,
-        /// The component file, when it is not `<dir>/<id>.wasm` or in the cargo target dir.
-        #[arg(long)]
-        component: Option<PathBuf>,
-    },
-    /// List installed plugins with their parameters and limits.
-    List,
 }
 
 #[derive(Subcommand)]
@@ -206,18 +204,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             output::images(&open()?.store().images()?);
             Ok(())
         }
-        Command::Plugin { command } => match command {
-            PluginCommand::Install { dir, component } => {
-                let t = open()?;
-                let record = t.install_plugin(&dir, component.as_deref())?;
-                output::installed(&record);
-                Ok(())
-            }
-            PluginCommand::List => {
-                output::plugins(&open()?.store().plugins()?);
-                Ok(())
-            }
-        },
+        Command::Plugin { command } => plugin::run(command, &open),
+        Command::Key { command } => plugin::key(command),
+        Command::Trust { command } => plugin::trust(&open()?, command),
         Command::Run {
             plugin,
             image,

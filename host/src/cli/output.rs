@@ -78,21 +78,24 @@ pub fn installed(record: &PluginRecord) {
 /// The installed plugins with their parameters.
 pub fn plugins(records: &[PluginRecord]) {
     if records.is_empty() {
-        println!("no plugins installed; hint: `tessera plugin install DIR`");
+        println!("no plugins installed; hint: `tessera plugin install PACKAGE`");
         return;
     }
     for r in records {
         let m = &r.manifest;
+        let g = r.grant();
         println!(
-            "{} {}  {}  api {}  memory {} MiB  time {} s",
+            "{} {}  {}  api {}  {}  data {}  write {}  gpu {} MiB  memory {} MiB  time {} s",
             m.plugin.id,
             m.plugin.version,
             m.plugin.kind,
             m.plugin.api,
-            m.memory_bytes()
-                .map_or("default".into(), |b| (b >> 20).to_string()),
-            m.call_time()
-                .map_or("default".into(), |t| t.as_secs().to_string()),
+            if r.enabled { "enabled" } else { "disabled" },
+            g.data,
+            g.write,
+            g.gpu_memory_mib,
+            g.memory_mib,
+            g.time_seconds,
         );
         if !m.plugin.description.is_empty() {
             println!("    {}", m.plugin.description);

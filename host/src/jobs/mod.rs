@@ -55,6 +55,8 @@ pub struct RunOutcome {
     pub geojson_path: PathBuf,
     /// Time spent in the plugin call.
     pub elapsed: Duration,
+    /// Peak linear memory of the plugin during the call, in bytes.
+    pub peak_memory_bytes: u64,
 }
 
 /// The images one run may open. Every other id is denied, whether or not it exists, so a
@@ -178,7 +180,8 @@ pub fn run_on_image(
     };
     let started_at = crate::time::now();
     let start = Instant::now();
-    let result = plugin.run(ctx, &request)?;
+    let (result, peak_memory_bytes) = plugin.run_measured(ctx, &request);
+    let result = result?;
     let elapsed = start.elapsed();
     check_result(&result)
         .map_err(|e| Error::Invalid(format!("plugin `{plugin_id}` returned {e}")))?;
@@ -242,5 +245,6 @@ pub fn run_on_image(
         geojson,
         geojson_path,
         elapsed,
+        peak_memory_bytes,
     })
 }

@@ -5,8 +5,15 @@
 //! function signature is only caught by a real instantiation), and its description is compared
 //! with the manifest. Only then are the component blob and the plugin record written.
 
+pub mod admin;
+pub mod api_section;
+pub mod catalog;
+pub mod grant;
+pub mod keys;
 pub mod manifest;
+pub mod package;
 pub mod params;
+pub mod scaffold;
 
 use std::path::{Path, PathBuf};
 

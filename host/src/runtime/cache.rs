@@ -39,22 +39,54 @@ impl Hasher for Sha256Hasher {
     }
 }
 
-/// A stable fingerprint of the engine's code-generation settings and version.
+/// The wasmtime release the host is built with (pinned exactly in `host/Cargo.toml`; a unit
+/// test keeps the two equal). wasmtime's own compatibility hash names its versioning scheme,
+/// not the release, so the release goes into the fingerprint here.
+pub const WASMTIME_VERSION: &str = "48.0.10";
+
+/// A stable fingerprint of the engine's code-generation settings, the wasmtime release and the
+/// host version.
 pub fn engine_fingerprint(engine: &Engine) -> String {
     use std::hash::Hash;
     let mut hasher = Sha256Hasher(Sha256::new());
     hasher.write(concat!("tessera-", env!("CARGO_PKG_VERSION")).as_bytes());
+    hasher.write(WASMTIME_VERSION.as_bytes());
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hex::encode(&hasher.0.finalize()[..16])
 }
 
 impl ComponentCache {
-    /// A cache under `root`, in the folder of this engine's fingerprint.
+    /// A cache under `root`, in the folder of this engine's fingerprint. Folders of other
+    /// fingerprints (another wasmtime, other engine settings) are removed: their artifacts
+    /// can never be loaded by this engine.
     pub fn new(root: &Path, engine: &Engine) -> anyhow::Result<Self> {
-        let dir = root.join(engine_fingerprint(engine));
+        let fingerprint = engine_fingerprint(engine);
+        let dir = root.join(&fingerprint);
         std::fs::create_dir_all(&dir)
             .map_err(|e| anyhow::anyhow!("cannot create compile cache {}: {e}", dir.display()))?;
+        let stale = std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name != fingerprint
+                    && name.len() == fingerprint.len()
+                    && name.bytes().all(|b| b.is_ascii_hexdigit())
+            });
+        for old in stale {
+            tracing::info!(path = %old.path().display(), "removing compiled plugins of another engine");
+            if let Err(e) = std::fs::remove_dir_all(old.path()) {
+                tracing::warn!(path = %old.path().display(), error = %e, "cannot remove stale compile cache");
+            }
+        }
         Ok(ComponentCache { dir })
+    }
+
+    /// The folder of this engine's artifacts.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Where the artifact of `digest` lives.
@@ -85,6 +117,12 @@ impl ComponentCache {
         let component = compile(engine, bytes, plugin)?;
         self.store(&path, &component)?;
         Ok(component)
+    }
+
+    /// Caches a component compiled elsewhere (install compiles without caching and stores the
+    /// artifact only once every check has passed).
+    pub fn put(&self, digest: &str, component: &Component) -> Result<(), RuntimeError> {
+        self.store(&self.path(digest), component)
     }
 
     fn store(&self, path: &Path, component: &Component) -> Result<(), RuntimeError> {
@@ -133,4 +171,43 @@ pub fn compile(engine: &Engine, bytes: &[u8], plugin: &str) -> Result<Component,
 /// sha256 of some bytes, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pinned_wasmtime_release_is_the_one_in_the_fingerprint() {
+        let manifest: toml::Table = include_str!("../../Cargo.toml").parse().unwrap();
+        let wasmtime = &manifest["dependencies"]["wasmtime"]["version"];
+        assert_eq!(
+            wasmtime.as_str(),
+            Some(format!("={WASMTIME_VERSION}").as_str())
+        );
+    }
+
+    #[test]
+    fn changed_engine_settings_change_the_fingerprint_and_drop_old_artifacts() {
+        let engine = Engine::new(&crate::runtime::engine_config(false)).unwrap();
+        let mut other_config = crate::runtime::engine_config(false);
+        other_config.cranelift_opt_level(wasmtime::OptLevel::None);
+        let other = Engine::new(&other_config).unwrap();
+        assert_eq!(
+            engine_fingerprint(&engine),
+            engine_fingerprint(&engine.clone())
+        );
+        assert_ne!(engine_fingerprint(&engine), engine_fingerprint(&other));
+
+        let root = tempfile::tempdir().unwrap();
+        let first = ComponentCache::new(root.path(), &other).unwrap();
+        std::fs::write(first.path("abc"), b"compiled by another engine").unwrap();
+        let second = ComponentCache::new(root.path(), &engine).unwrap();
+        assert!(
+            !first.dir().exists(),
+            "the other engine's artifacts are gone"
+        );
+        assert!(second.dir().exists());
+        assert!(!second.path("abc").exists());
+    }
 }

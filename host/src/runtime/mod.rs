@@ -439,9 +439,31 @@ impl LoadedPlugin {
 
     /// Runs the algorithm on one image.
     pub fn run(&self, ctx: CallContext, request: &RunRequest) -> Result<RunResult, RuntimeError> {
-        let result = self.call(ctx, "run", self.limits.call_time, |store, alg| {
-            alg.call_run(store, request)
-        })?;
+        self.run_measured(ctx, request).0
+    }
+
+    /// Like [`LoadedPlugin::run`], also returning the peak linear memory of the call in bytes
+    /// (what `tessera plugin test` reports).
+    pub fn run_measured(
+        &self,
+        ctx: CallContext,
+        request: &RunRequest,
+    ) -> (Result<RunResult, RuntimeError>, u64) {
+        let mut peak = 0;
+        let result = self.call_measured(
+            ctx,
+            "run",
+            self.limits.call_time,
+            &mut peak,
+            |store, alg| alg.call_run(store, request),
+        );
+        (result.and_then(|r| self.plugin_error(r)), peak)
+    }
+
+    fn plugin_error(
+        &self,
+        result: Result<RunResult, bindings::PluginError>,
+    ) -> Result<RunResult, RuntimeError> {
         result.map_err(|error| RuntimeError::Plugin {
             plugin: self.id.to_string(),
             export: "run",
@@ -467,6 +489,18 @@ impl LoadedPlugin {
         ctx: CallContext,
         export: &'static str,
         time: Duration,
+        f: impl FnOnce(&mut Store<PluginState>, &Algorithm) -> wasmtime::Result<R>,
+    ) -> Result<R, RuntimeError> {
+        self.call_measured(ctx, export, time, &mut 0, f)
+    }
+
+    /// [`LoadedPlugin::call`], writing the peak linear memory of the call to `peak`.
+    fn call_measured<R>(
+        &self,
+        ctx: CallContext,
+        export: &'static str,
+        time: Duration,
+        peak: &mut u64,
         f: impl FnOnce(&mut Store<PluginState>, &Algorithm) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
         let span =
@@ -506,6 +540,8 @@ impl LoadedPlugin {
             .pre
             .instantiate(&mut store)
             .and_then(|alg| f(&mut store, &alg));
+        // Memories only grow, so their total at the end is the call's peak.
+        *peak = store.data().limiter.memory_total as u64;
         output::forward_to_log(&self.id, "stdout", &stdout);
         let stderr_text = output::forward_to_log(&self.id, "stderr", &stderr);
 

@@ -3,9 +3,10 @@
 //! This is the only module that touches the data directory:
 //!
 //! ```text
-//! <data-dir>/meta/          sled database: trees images, plugins, results, teams, users,
-//!                           tokens, projects, members, datasets, collections, features,
-//!                           changes, runs (see `lake.rs` and `annotations.rs` for keys)
+//! <data-dir>/meta/          sled database: trees images, plugins, publishers (trusted keys),
+//!                           results, teams, users, tokens, projects, members, datasets,
+//!                           collections, features, changes, runs (see `lake.rs` and
+//!                           `annotations.rs` for keys)
 //! <data-dir>/blobs/ab/cd…   blob files named by their sha256
 //! <data-dir>/tmp/           blobs being written; emptied at every open
 //! <data-dir>/cache/         compiled plugins (see runtime::cache)
@@ -33,7 +34,7 @@ pub use annotations::{BBox, StoredFeature};
 pub use lake::{GcReport, is_id};
 pub use records::{
     Access, ChangeKind, ChangeOp, ChangeRecord, CollectionRecord, DatasetRecord, ImageRecord,
-    MeasurementRecord, MemberRecord, PluginRecord, ProjectRecord, ResultRecord, RunRecord,
+    MeasurementRecord, MemberRecord, Origin, PluginRecord, ProjectRecord, ResultRecord, RunRecord,
     RunState, TeamRecord, UserRecord,
 };
 
@@ -43,6 +44,8 @@ pub const DEFAULT_PROJECT: &str = "default";
 
 /// The team that owns [`DEFAULT_PROJECT`].
 pub const DEFAULT_TEAM: &str = "default";
+
+use crate::plugins::keys::PublisherKey;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,7 @@ pub struct Store {
     db: sled::Db,
     images: sled::Tree,
     plugins: sled::Tree,
+    publishers: sled::Tree,
     results: sled::Tree,
     teams: sled::Tree,
     users: sled::Tree,
@@ -131,12 +135,14 @@ impl Store {
         let db = sled::open(&meta).map_err(db_err)?;
         let images = db.open_tree("images").map_err(db_err)?;
         let plugins = db.open_tree("plugins").map_err(db_err)?;
+        let publishers = db.open_tree("publishers").map_err(db_err)?;
         let results = db.open_tree("results").map_err(db_err)?;
         let tree = |name: &str| db.open_tree(name).map_err(db_err);
         let store = Store {
             root: root.to_path_buf(),
             images,
             plugins,
+            publishers,
             results,
             teams: tree("teams")?,
             users: tree("users")?,
@@ -381,6 +387,33 @@ impl Store {
     /// Every installed plugin, by id.
     pub fn plugins(&self) -> Result<Vec<PluginRecord>> {
         self.list(&self.plugins, "plugin")
+    }
+
+    /// Forgets an installed plugin; its component blob and its results stay. False when it
+    /// was not installed.
+    pub fn remove_plugin(&self, id: &str) -> Result<bool> {
+        self.remove(&self.plugins, id)
+    }
+
+    /// Trusts a publisher key (replacing one with the same id).
+    pub fn put_publisher(&self, key: &PublisherKey) -> Result<()> {
+        self.put(&self.publishers, &key.key_id, key)
+    }
+
+    /// Every trusted publisher key, by id.
+    pub fn publishers(&self) -> Result<Vec<PublisherKey>> {
+        self.list(&self.publishers, "publisher key")
+    }
+
+    /// Stops trusting a publisher key. False when it was not trusted.
+    pub fn remove_publisher(&self, key_id: &str) -> Result<bool> {
+        self.remove(&self.publishers, key_id)
+    }
+
+    fn remove(&self, tree: &sled::Tree, key: &str) -> Result<bool> {
+        let old = tree.remove(key).map_err(|source| self.db_error(source))?;
+        self.db.flush().map_err(|source| self.db_error(source))?;
+        Ok(old.is_some())
     }
 
     /// Saves a result record.

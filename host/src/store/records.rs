@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::imaging::ImageInfo;
 use crate::plugins::Manifest;
+use crate::plugins::grant::Grant;
+use crate::plugins::package::Signer;
 
 /// An image in the lake: its pixels are the blob `digest`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -33,6 +35,45 @@ pub struct PluginRecord {
     pub component_digest: String,
     /// When it was installed (RFC 3339, UTC).
     pub installed_at: String,
+    /// Whether it may be run; a disabled plugin stays installed.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// The grant the admin approved. Records written before grants were stored have none and
+    /// run under what their manifest asks ([`PluginRecord::grant`]).
+    #[serde(default)]
+    pub approved: Option<Grant>,
+    /// Where it was installed from.
+    #[serde(default)]
+    pub origin: Origin,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl PluginRecord {
+    /// The grant it runs under.
+    pub fn grant(&self) -> Grant {
+        self.approved
+            .clone()
+            .unwrap_or_else(|| Grant::requested(&self.manifest))
+    }
+}
+
+/// Where an installed plugin came from.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "from", rename_all = "kebab-case")]
+pub enum Origin {
+    /// A source directory (development install, never signed).
+    #[default]
+    Directory,
+    /// A package file.
+    Package {
+        /// The package's contents digest (what its signature covers).
+        contents_digest: String,
+        /// Who signed it, as checked at install.
+        signer: Signer,
+    },
 }
 
 /// One plugin run on one image, with everything needed to reproduce it.
