@@ -526,7 +526,7 @@ pub fn set_enabled(t: &Tessera, id: &str, enabled: bool) -> Result<InstalledPlug
     Ok((&record).into())
 }
 
-/// Removes a plugin. Its results (and the component blob they refer to) stay.
+/// Removes a plugin. Its results stay; its component blob stays until `tessera gc`.
 pub fn remove(t: &Tessera, id: &str) -> Result<InstalledPlugin, Error> {
     let record = installed(t, id)?;
     t.store().remove_plugin(id)?;
