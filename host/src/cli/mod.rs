@@ -4,9 +4,9 @@ mod author;
 mod demo;
 mod gc;
 pub mod output;
+mod plugin;
 mod serve;
 mod users;
-mod plugin;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
