@@ -291,7 +291,7 @@ fn bad_manifests_kinds_and_components_are_refused_and_nothing_is_installed() {
         options,
     );
     assert!(
-        err.contains("manifest says kind `algorithm`, but the component does not link"),
+        err.contains("cannot be linked: as `algorithm`, the kind its manifest declares"),
         "{err}"
     );
 

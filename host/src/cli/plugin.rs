@@ -17,7 +17,7 @@ use super::author;
 pub enum PluginCommand {
     /// Install a plugin: a package file, a catalog entry (`CATALOG#ID[@VERSION]`, CATALOG a
     /// path or file:// URL of a catalog folder or its index.json), or a source directory
-    /// (development, unsigned).
+    /// (a development install: unsigned, installed without asking, replaces an older build).
     Install {
         /// Package file, catalog entry or plugin directory.
         source: String,
@@ -127,7 +127,7 @@ pub struct InstallFlags {
     /// For a directory: the component file, when not found in the cargo target dir.
     #[arg(long)]
     component: Option<PathBuf>,
-    /// Accept unsigned packages, untrusted publisher keys and source directories.
+    /// Accept unsigned packages and packages signed by untrusted publisher keys.
     #[arg(long)]
     allow_unsigned: bool,
     /// Approve the grant without asking.
@@ -256,7 +256,9 @@ fn install(t: &Tessera, source: &str, flags: InstallFlags, upgrade: bool) -> any
         allow_unsigned: flags.allow_unsigned,
     };
     let mut ask = |review: &Review| confirm(review, upgrade);
-    let approval = if flags.yes {
+    // A source directory is the admin's own development build: shown, not asked about.
+    let development = matches!(source, Source::Directory { .. });
+    let approval = if flags.yes || development {
         Approval::Yes
     } else {
         Approval::Ask(&mut ask)
@@ -268,7 +270,7 @@ fn install(t: &Tessera, source: &str, flags: InstallFlags, upgrade: bool) -> any
     };
     match outcome {
         Outcome::Installed { review, plugin } => {
-            if flags.yes {
+            if flags.yes || development {
                 print_review(&review);
             }
             let verb = if upgrade { "upgraded" } else { "installed" };

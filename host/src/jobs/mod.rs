@@ -153,7 +153,8 @@ pub fn run_on_image(
     let project = options.project.as_deref().unwrap_or(DEFAULT_PROJECT);
     let slide = tessera.open_slide(image)?;
     let mut others = HashMap::new();
-    if manifest.grants.data == ManifestScope::Project {
+    // The grant the admin approved, not what the manifest asks.
+    if record.grant().data == ManifestScope::Project {
         for member in tessera.store().members(project)? {
             if let Some(other) = tessera.store().image(&member.image)? {
                 others.insert(other.id, tessera.store().blob_path(&other.digest));

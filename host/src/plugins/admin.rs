@@ -23,8 +23,8 @@ use super::grant::{Grant, GrantChange};
 use super::package::{Package, Signer};
 use super::{MANIFEST_FILE, Manifest, api_section};
 use crate::app::{Error, Tessera, read_component};
-use crate::runtime::LoadedPlugin;
 use crate::runtime::cache::{compile, sha256_hex};
+use crate::runtime::{LoadedPlugin, RuntimeError};
 use crate::store::{Origin, PluginRecord};
 
 /// Where a plugin comes from.
@@ -81,8 +81,8 @@ impl Source {
 /// Choices the admin made up front.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
-    /// Accept unsigned packages, packages signed by keys the trust store does not hold, and
-    /// source directories.
+    /// Accept unsigned packages and packages signed by keys the trust store does not hold.
+    /// (Source directories are development installs and need no signature.)
     pub allow_unsigned: bool,
 }
 
@@ -213,13 +213,7 @@ pub fn prepare(t: &Tessera, source: &Source, options: Options) -> Result<Candida
     // 1. The manifest and component, and who vouches for them.
     let (manifest, bytes, origin) = match source {
         Source::Directory { dir, component } => {
-            if !options.allow_unsigned {
-                return Err(refuse(
-                    "a source directory is an unsigned development install; hint: pass \
-                     --allow-unsigned, or pack and sign it"
-                        .into(),
-                ));
-            }
+            // A development install: the admin's own build, never signed (see docs/plugins.md).
             let (manifest, bytes) = read_directory(dir, component.as_deref())?;
             (manifest, bytes, Origin::Directory)
         }
@@ -239,16 +233,17 @@ pub fn prepare(t: &Tessera, source: &Source, options: Options) -> Result<Candida
             read_package(t, &path, options, &refuse)?
         }
     };
-    let required = !matches!(origin, Origin::Directory);
-    api_section::check(&bytes, &manifest.plugin.api, required)
-        .map_err(|e| refuse(format!("plugin `{}`: {e}", manifest.plugin.id)))?;
-
-    // 2. Compile (not cached yet), link as the manifest's kind, instantiate, describe.
+    // 2. Compile (not cached yet), check the embedded API version, link as the manifest's
+    //    kind, instantiate, describe.
     let id = manifest.plugin.id.clone();
     let digest = sha256_hex(&bytes);
     let grant = Grant::requested(&manifest);
     let runtime = t.runtime();
     let component = compile(runtime.engine(), &bytes, &id)?;
+    let required = !matches!(origin, Origin::Directory);
+    api_section::check(&bytes, &manifest.plugin.api, required)
+        .map_err(|e| refuse(format!("plugin `{id}`: {e}")))?;
+    let kind = manifest.plugin.kind;
     let loaded = runtime
         .prelink(
             &id,
@@ -257,11 +252,12 @@ pub fn prepare(t: &Tessera, source: &Source, options: Options) -> Result<Candida
             &component,
             grant.limits(),
         )
-        .map_err(|e| {
-            refuse(format!(
-                "its manifest says kind `{}`, but the component does not link as one: {e}",
-                manifest.plugin.kind
-            ))
+        .map_err(|e| match e {
+            RuntimeError::Link { plugin, reason } => RuntimeError::Link {
+                plugin,
+                reason: format!("as `{kind}`, the kind its manifest declares: {reason}"),
+            },
+            other => other,
         })?;
     let info = loaded.describe()?;
     super::check_description(&manifest, &info)
