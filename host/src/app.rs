@@ -60,7 +60,10 @@ impl Tessera {
     /// Opens (creating if needed) the data directory of `config`.
     pub fn open(config: Config) -> anyhow::Result<Tessera> {
         let store = Store::open(&config.data_dir)?;
-        let runtime = Runtime::new(&store.cache_dir())?;
+        let mut runtime = Runtime::new(&store.cache_dir())?;
+        if let Some(choice) = config.gpu_backend {
+            runtime = runtime.with_gpu_backend(choice);
+        }
         Ok(Tessera {
             config,
             store,
@@ -260,10 +263,19 @@ impl Tessera {
         };
         let bytes = read_component(&component_path).map_err(install_error)?;
         let digest = crate::runtime::cache::sha256_hex(&bytes);
-        let limits = PluginLimits::clamped(manifest.memory_bytes(), manifest.call_time());
+        let limits = PluginLimits::clamped(manifest.memory_bytes(), manifest.call_time())
+            .with_gpu_memory(manifest.gpu_memory_bytes());
         let loaded = self
             .runtime
             .load(&id, &manifest.plugin.version, &bytes, &digest, limits)?;
+        let api = manifest.api_version();
+        if format!("{}.{}", api.major, api.minor) != loaded.api()[..3] {
+            return Err(install_error(format!(
+                "plugin `{id}`: the manifest says plugin API {api}, the component was built \
+                 against {}",
+                loaded.api()
+            )));
+        }
         let info = loaded.describe()?;
         plugins::check_description(&manifest, &info)
             .map_err(|e| install_error(format!("plugin `{id}`: {e}")))?;
@@ -294,7 +306,8 @@ impl Tessera {
         }
         let bytes = self.store.read_blob(digest)?;
         let m = &record.manifest;
-        let limits = PluginLimits::clamped(m.memory_bytes(), m.call_time());
+        let limits = PluginLimits::clamped(m.memory_bytes(), m.call_time())
+            .with_gpu_memory(m.gpu_memory_bytes());
         let loaded = Arc::new(
             self.runtime
                 .load(id, &m.plugin.version, &bytes, digest, limits)?,

@@ -5,6 +5,7 @@ mod support;
 
 mod algorithms;
 mod cli;
+mod gpu;
 mod hostile;
 mod images;
 mod python_client;

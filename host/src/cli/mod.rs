@@ -2,6 +2,7 @@
 
 mod demo;
 mod gc;
+mod gpu;
 pub mod output;
 mod serve;
 mod users;
@@ -94,6 +95,11 @@ enum Command {
         /// Also write the GeoJSON FeatureCollection to this file.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// The compute device of the plugins' GPU kernels.
+    Gpu {
+        #[command(subcommand)]
+        command: gpu::GpuCommand,
     },
     /// The main job: import the bundled samples, install the first-party plugins, run them all.
     Demo {
@@ -225,6 +231,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             out,
         } => run_one(&open()?, &plugin, &image, &params, out.as_deref()),
         Command::Demo { samples, plugins } => demo::run(&open()?, &samples, &plugins),
+        Command::Gpu { command } => gpu::run(command),
     }
 }
 
