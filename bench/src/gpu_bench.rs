@@ -199,7 +199,7 @@ pub fn nuclei_per_backend(svs: &Path, dir: &Path) -> anyhow::Result<Vec<(String,
             Some(&super::wasm("nuclei-detect")?),
         )?;
         let (image, _) = lake.import_file(svs)?;
-        let mut runs = |device: &str| -> anyhow::Result<(Duration, u64)> {
+        let runs = |device: &str| -> anyhow::Result<(Duration, u64)> {
             let mut times = Vec::new();
             let mut count = 0;
             for _ in 0..3 {

@@ -310,4 +310,3 @@ fn main() -> anyhow::Result<()> {
     gpu_bench::print(&kernel_rows, &end_to_end);
     Ok(())
 }
-

@@ -269,7 +269,8 @@ impl Tessera {
             .runtime
             .load(&id, &manifest.plugin.version, &bytes, &digest, limits)?;
         let api = manifest.api_version();
-        if format!("{}.{}", api.major, api.minor) != loaded.api()[..3] {
+        let component_minor = loaded.api().rsplit_once('.').map_or("", |(minor, _)| minor);
+        if format!("{}.{}", api.major, api.minor) != component_minor {
             return Err(install_error(format!(
                 "plugin `{id}`: the manifest says plugin API {api}, the component was built \
                  against {}",

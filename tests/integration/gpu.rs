@@ -171,7 +171,9 @@ fn tensors_held_at_a_trap_are_freed_with_the_store() {
     for backend in backends() {
         let lake = lake_on(backend);
         lake.install("fixture-gpu-hog");
-        let err = hog(&lake, "trap").err().expect("the fixture traps");
+        let err = hog(&lake, "trap")
+            .err()
+            .unwrap_or_else(|| panic!("the fixture traps"));
         let Error::Runtime(RuntimeError::Trap { reason, .. }) = &err else {
             panic!("{backend:?}: expected a trap, got {err}");
         };
@@ -205,7 +207,9 @@ fn device_memory_past_the_grant_is_denied_naming_it() {
     for backend in backends() {
         let lake = lake_on(backend);
         lake.install("fixture-gpu-hog");
-        let err = hog(&lake, "exceed").err().expect("the grant runs out");
+        let err = hog(&lake, "exceed")
+            .err()
+            .unwrap_or_else(|| panic!("the grant runs out"));
         let Error::Runtime(RuntimeError::Plugin {
             error: PluginError::Denied(m),
             ..
@@ -232,7 +236,9 @@ fn a_plugin_without_a_grant_gets_denied_from_every_gpu_call() {
     lake.tessera
         .install_plugin(dir.path(), Some(&component("fixture-gpu-hog")))
         .unwrap();
-    let err = hog(&lake, "info").err().expect("no grant");
+    let err = hog(&lake, "info")
+        .err()
+        .unwrap_or_else(|| panic!("no grant"));
     assert!(
         err.to_string()
             .contains("denied: this plugin has no GPU grant"),
@@ -285,7 +291,7 @@ fn a_manifest_that_misstates_its_api_version_is_refused() {
         .tessera
         .install_plugin(dir.path(), Some(&component("fixture-api-0-1")))
         .err()
-        .expect("refused");
+        .unwrap_or_else(|| panic!("refused"));
     assert!(
         err.to_string()
             .contains("the manifest says plugin API 0.2.0, the component was built against 0.1.0"),

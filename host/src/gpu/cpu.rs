@@ -37,8 +37,8 @@ pub fn optical_density(packed: &[u32]) -> Vec<f32> {
     let n = packed.len();
     for (i, &p) in packed.iter().enumerate() {
         out[i] = table[(p & 255) as usize];
-        out[n + i] = table[(p >> 8 & 255) as usize];
-        out[2 * n + i] = table[(p >> 16 & 255) as usize];
+        out[n + i] = table[((p >> 8) & 255) as usize];
+        out[2 * n + i] = table[((p >> 16) & 255) as usize];
     }
     out
 }

@@ -9,6 +9,14 @@
 //! `super::Session`); none allocates memory the caller did not account for except the few
 //! words of counters noted on each.
 
+#![allow(
+    clippy::implicit_saturating_sub,
+    clippy::assign_op_pattern,
+    clippy::eq_op,
+    reason = "kernel bodies are cubecl's language, which has no `saturating_sub`, compound bit \
+              assignments or `is_nan`; `v == v` is its NaN test"
+)]
+
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 

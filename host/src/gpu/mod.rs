@@ -327,9 +327,9 @@ impl Shape {
     }
 
     /// Elements, or `None` past what the kernels address (`u32` indices).
-    pub fn len(&self) -> Option<usize> {
+    pub fn elements(&self) -> Option<usize> {
         let n = u64::from(self.width) * u64::from(self.height) * u64::from(self.channels);
-        (n <= u64::from(u32::MAX) - 1).then_some(n as usize)
+        (n < u64::from(u32::MAX)).then_some(n as usize)
     }
 
     fn dims(&self) -> (usize, usize) {
@@ -467,7 +467,7 @@ impl Session {
     }
 
     fn len_of(shape: Shape) -> Result<usize, GpuError> {
-        shape.len().ok_or_else(|| {
+        shape.elements().ok_or_else(|| {
             GpuError::TooLarge(
                 u64::from(shape.width) * u64::from(shape.height) * u64::from(shape.channels) * 4,
             )
@@ -504,7 +504,7 @@ impl Session {
         }
     }
 
-    fn from_words(
+    fn words_tensor(
         &self,
         shape: Shape,
         element: Element,
@@ -533,7 +533,7 @@ impl Session {
         })
     }
 
-    fn from_f32(&self, shape: Shape, values: Vec<f32>) -> Result<Tensor, GpuError> {
+    fn floats_tensor(&self, shape: Shape, values: Vec<f32>) -> Result<Tensor, GpuError> {
         let n = Self::len_of(shape)?;
         if values.len() != n {
             return Err(GpuError::Invalid(format!(
@@ -559,12 +559,12 @@ impl Session {
 
     /// Uploads `f32` values.
     pub fn upload_f32(&self, shape: Shape, values: Vec<f32>) -> Result<Tensor, GpuError> {
-        self.from_f32(shape, values)
+        self.floats_tensor(shape, values)
     }
 
     /// Uploads `u32` values.
     pub fn upload_u32(&self, shape: Shape, values: Vec<u32>) -> Result<Tensor, GpuError> {
-        self.from_words(shape, Element::U32, values)
+        self.words_tensor(shape, Element::U32, values)
     }
 
     /// Uploads interleaved RGB bytes as an `rgb8` tensor.
@@ -576,7 +576,7 @@ impl Session {
                 rgb.len()
             )));
         }
-        self.from_words(
+        self.words_tensor(
             Shape::plane(width, height),
             Element::Rgb8,
             cpu::pack_rgb(rgb),
