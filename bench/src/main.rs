@@ -17,6 +17,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
 mod big_tiff;
+mod gpu_bench;
 mod lake;
 
 wasmtime::component::bindgen!({ path: "wit", world: "probe" });
@@ -233,8 +234,12 @@ fn main() -> anyhow::Result<()> {
     let (image, _) = lake.import_file(&svs).context("importing the SVS sample")?;
     let mut wasm_times = Vec::new();
     let mut wasm_count = 0;
+    let on_cpu = || RunOptions {
+        params: vec![("device".into(), "cpu".into())],
+        ..RunOptions::default()
+    };
     for _ in 0..3 {
-        let outcome = jobs::run_on_image(&lake, "nuclei-detect", &image, RunOptions::default())?;
+        let outcome = jobs::run_on_image(&lake, "nuclei-detect", &image, on_cpu())?;
         wasm_count = outcome.record.annotation_count;
         wasm_times.push(outcome.elapsed);
     }
@@ -266,7 +271,11 @@ fn main() -> anyhow::Result<()> {
     // 5. The data lake over HTTP on 127.0.0.1.
     rows.extend(lake::rows(&root(), scratch.path())?);
 
-    // 6. The table.
+    // 6. The GPU kernels and nuclei-detect per backend.
+    let kernel_rows = gpu_bench::kernels()?;
+    let end_to_end = gpu_bench::nuclei_per_backend(&svs, &scratch.path().join("gpu"))?;
+
+    // 7. The tables.
     let what = rows
         .iter()
         .map(|r| r.what.chars().count())
@@ -298,5 +307,6 @@ fn main() -> anyhow::Result<()> {
         "({} nuclei on the SVS; medians; 2-core machine numbers are noisy)",
         native_count
     );
+    gpu_bench::print(&kernel_rows, &end_to_end);
     Ok(())
 }

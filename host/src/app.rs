@@ -60,7 +60,10 @@ impl Tessera {
     /// Opens (creating if needed) the data directory of `config`.
     pub fn open(config: Config) -> anyhow::Result<Tessera> {
         let store = Store::open(&config.data_dir)?;
-        let runtime = Runtime::new(&store.cache_dir())?;
+        let mut runtime = Runtime::new(&store.cache_dir())?;
+        if let Some(choice) = config.gpu_backend {
+            runtime = runtime.with_gpu_backend(choice);
+        }
         Ok(Tessera {
             config,
             store,

@@ -17,6 +17,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Pixel limits applied when decoding images.
     pub image_limits: imaging::Limits,
+    /// Backend of the plugins' GPU kernels; `None` reads the `TESSERA_GPU_BACKEND` setting.
+    pub gpu_backend: Option<crate::gpu::BackendChoice>,
 }
 
 impl Config {
@@ -25,6 +27,7 @@ impl Config {
         Config {
             data_dir: data_dir.into(),
             image_limits: imaging::Limits::default(),
+            gpu_backend: None,
         }
     }
 }

@@ -16,6 +16,7 @@
 pub mod annotations;
 pub mod app;
 pub mod config;
+pub mod gpu;
 pub mod imaging;
 pub mod jobs;
 pub mod plugins;

@@ -234,6 +234,11 @@ impl Image {
         &self.info
     }
 
+    /// The host's handle, for [`crate::gpu::Tensor::read_region`].
+    pub(crate) fn handle(&self) -> &wit_data::Image {
+        &self.handle
+    }
+
     /// Reads `rect` (in `level` coordinates) as RGB.
     pub fn read_region(&self, level: u32, rect: Rect) -> Result<RgbImage, Error> {
         let data = self.handle.read_region(level, rect.into())?;

@@ -36,12 +36,16 @@
 //! Build it with `cargo build --release --target wasm32-wasip2` and install the resulting
 //! `.wasm` next to its `tessera.toml` manifest with `tessera plugin install`.
 //!
+//! [`gpu`] runs the host's image kernels on its compute device (a GPU where the host has one),
+//! on tensors that stay there between calls; the plugin's manifest needs a `gpu-memory-mib` grant.
+//!
 //! [`ops`] has the image operations the first-party plugins are built from (grey level, Otsu,
 //! colour deconvolution, Gaussian blur, connected components, outlines), usable natively too, so
 //! the analysis code of a plugin can be tested with `cargo test` on the developer's machine.
 
 #![warn(missing_docs)]
 
+pub mod gpu;
 mod image;
 pub mod ops;
 mod params;
@@ -52,15 +56,15 @@ pub use params::{ParamKind, ParamSpec, ParamValue, Params};
 pub use shapes::{Annotation, Geometry, Measurement, Output, Point};
 
 /// The plugin API version this SDK was built against; the host checks it at install time.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.2.0";
 
-/// Bindings generated from `wit/0.1.0`. Plugin code rarely needs them directly.
+/// Bindings generated from `wit/0.2.0`. Plugin code rarely needs them directly.
 #[doc(hidden)]
 pub mod bindings {
     #![allow(missing_docs, reason = "generated code")]
     #![allow(clippy::too_many_arguments, reason = "generated code")]
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
+        path: "../wit/0.2.0",
         world: "algorithm",
         pub_export_macro: true,
         export_macro_name: "export",

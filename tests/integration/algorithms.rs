@@ -88,7 +88,7 @@ fn results_carry_their_provenance_and_a_geojson_feature_per_nucleus() {
 
     let r = &outcome.record;
     assert_eq!(r.plugin_id, "nuclei-detect");
-    assert_eq!(r.api_version, "0.1.0");
+    assert_eq!(r.api_version, "0.2.0");
     assert_eq!(r.image_digest, image.digest);
     assert_eq!(r.params["sigma"], 2.0);
     assert_eq!(r.params["min-area"], 50);

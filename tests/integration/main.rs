@@ -6,6 +6,7 @@ mod support;
 mod algorithms;
 mod authoring;
 mod cli;
+mod gpu;
 mod hostile;
 mod images;
 mod packages;

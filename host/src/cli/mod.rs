@@ -3,6 +3,7 @@
 mod author;
 mod demo;
 mod gc;
+mod gpu;
 pub mod output;
 mod plugin;
 mod serve;
@@ -106,6 +107,11 @@ enum Command {
         /// Also write the GeoJSON FeatureCollection to this file.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// The compute device of the plugins' GPU kernels.
+    Gpu {
+        #[command(subcommand)]
+        command: gpu::GpuCommand,
     },
     /// The main job: import the bundled samples, install the first-party plugins, run them all.
     Demo {
@@ -214,6 +220,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             out,
         } => run_one(&open()?, &plugin, &image, &params, out.as_deref()),
         Command::Demo { samples, plugins } => demo::run(&open()?, &samples, &plugins),
+        Command::Gpu { command } => gpu::run(command),
     }
 }
 

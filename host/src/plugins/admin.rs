@@ -259,6 +259,16 @@ pub fn prepare(t: &Tessera, source: &Source, options: Options) -> Result<Candida
             },
             other => other,
         })?;
+    // The world the component really imports must be the API minor its manifest names.
+    let api = manifest.api_version();
+    let component_minor = loaded.api().rsplit_once('.').map_or("", |(minor, _)| minor);
+    if format!("{}.{}", api.major, api.minor) != component_minor {
+        return Err(refuse(format!(
+            "plugin `{id}`: the manifest says plugin API {api}, the component was built \
+             against {}",
+            loaded.api()
+        )));
+    }
     let info = loaded.describe()?;
     super::check_description(&manifest, &info)
         .map_err(|e| refuse(format!("plugin `{id}`: {e}")))?;

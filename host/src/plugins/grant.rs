@@ -61,6 +61,7 @@ impl Grant {
             Some(self.memory_mib << 20),
             Some(std::time::Duration::from_secs(self.time_seconds)),
         )
+        .with_gpu_memory(self.gpu_memory_mib << 20)
     }
 
     /// The fields as (name, value text), in a fixed order.

@@ -36,7 +36,7 @@ use crate::runtime::limits::{MAX_CALL_TIME, MAX_GPU_MEMORY_BYTES, MAX_PLUGIN_MEM
 /// The plugin API versions this host speaks: every minor up to this one, of this major.
 pub const HOST_API_VERSION: ApiVersion = ApiVersion {
     major: 0,
-    minor: 1,
+    minor: 2,
     patch: 0,
 };
 
@@ -506,10 +506,10 @@ max = 10.0
 
     #[test]
     fn a_newer_api_minor_is_refused_naming_both_versions() {
-        let text = GOOD.replace("api = \"0.1.0\"", "api = \"0.2.0\"");
+        let text = GOOD.replace("api = \"0.1.0\"", "api = \"0.3.0\"");
         let err = Manifest::parse(&text, "tessera.toml").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("0.2.0") && msg.contains("0.1.0"), "{msg}");
+        assert!(msg.contains("0.3.0") && msg.contains("0.2.0"), "{msg}");
     }
 
     #[test]
@@ -519,7 +519,9 @@ max = 10.0
         }
         let host = HOST_API_VERSION;
         assert!(ApiVersion::parse("0.1.0").unwrap().runs_on(&host));
-        for refused in ["0.0.9", "0.1.99", "0.2.0", "1.0.0"] {
+        assert!(ApiVersion::parse("0.1.99").unwrap().runs_on(&host));
+        assert!(ApiVersion::parse("0.2.0").unwrap().runs_on(&host));
+        for refused in ["0.0.9", "0.2.1", "0.3.0", "1.0.0"] {
             assert!(
                 !ApiVersion::parse(refused).unwrap().runs_on(&host),
                 "{refused}"

@@ -1,8 +1,13 @@
-//! The host side of the plugin API: generated bindings and the `data` and `host` interfaces.
+//! The host side of the plugin API: generated bindings and the `data`, `host` and `gpu`
+//! interfaces.
 //!
 //! Every function here is reachable from a plugin, so each one checks its input and the call's
 //! scope before doing anything, and answers with a WIT error rather than a trap for anything a
 //! plugin can get wrong. A trap (the outer `wasmtime::Result`) is kept for broken host invariants.
+//!
+//! Two API versions are linked side by side (their interfaces have distinct versioned names):
+//! [`v2`] is the current one and what the rest of the host speaks; [`v1`] (0.1.0) is adapted to
+//! it in `compat.rs`, the one place that knows about older minors.
 
 use std::sync::Arc;
 
@@ -12,21 +17,39 @@ use super::limits::{MAX_LOG_MESSAGE, MAX_LOG_MESSAGES, MAX_OPEN_IMAGES, MAX_REGI
 use super::{PluginState, ScopeError};
 use crate::imaging::{self, Slide};
 
-wasmtime::component::bindgen!({
-    path: "../wit/0.1.0",
-    world: "algorithm",
-    imports: { default: trappable },
-    additional_derives: [PartialEq],
-    with: {
-        "tessera:plugin/data.image": ImageHandle,
-    },
-});
+/// Bindings of plugin API 0.2.0, the current version.
+pub mod v2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/0.2.0",
+        world: "algorithm",
+        imports: { default: trappable },
+        additional_derives: [PartialEq],
+        with: {
+            "tessera:plugin/data.image": super::ImageHandle,
+            "tessera:plugin/gpu.tensor": crate::gpu::Tensor,
+        },
+    });
+}
 
-pub use self::tessera::plugin::types::{
+/// Bindings of plugin API 0.1.0, adapted to [`v2`] in `compat.rs`.
+pub mod v1 {
+    wasmtime::component::bindgen!({
+        path: "../wit/0.1.0",
+        world: "algorithm",
+        imports: { default: trappable },
+        additional_derives: [PartialEq],
+        with: {
+            "tessera:plugin/data.image": super::ImageHandle,
+        },
+    });
+}
+
+pub use v2::tessera::plugin::algorithm_types::{PluginInfo, RunRequest, RunResult};
+pub use v2::tessera::plugin::types::{
     Annotation, Error as PluginError, Geometry, Measurement, Param, ParamKind, ParamSpec,
     ParamValue, Point, Rect,
 };
-use self::tessera::plugin::{data, host, types};
+use v2::tessera::plugin::{data, host, types};
 
 /// An image a plugin opened: what the `image` resource handle points to.
 pub struct ImageHandle {
@@ -97,7 +120,25 @@ impl data::HostImage for PluginState {
         level: u32,
         region: Rect,
     ) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
-        let handle = self.table.get(&image)?;
+        self.read_pixels(&image, level, region)
+    }
+
+    fn drop(&mut self, image: Resource<ImageHandle>) -> wasmtime::Result<()> {
+        self.table.delete(image)?;
+        self.open_images = self.open_images.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl PluginState {
+    /// The pixels of a region of an open image, with every check of `image.read-region`.
+    pub(super) fn read_pixels(
+        &mut self,
+        image: &Resource<ImageHandle>,
+        level: u32,
+        region: Rect,
+    ) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
+        let handle = self.table.get(image)?;
         let pixels = u64::from(region.width) * u64::from(region.height);
         if pixels > MAX_REGION_PIXELS {
             return Ok(Err(PluginError::InvalidInput(format!(
@@ -131,12 +172,6 @@ impl data::HostImage for PluginState {
                 ))))
             }
         }
-    }
-
-    fn drop(&mut self, image: Resource<ImageHandle>) -> wasmtime::Result<()> {
-        self.table.delete(image)?;
-        self.open_images = self.open_images.saturating_sub(1);
-        Ok(())
     }
 }
 

@@ -50,6 +50,10 @@ pub const MAX_TABLES_PER_COMPONENT: u32 = 8;
 /// without dropping them gets `denied` instead of growing the host's table without bound.
 pub const MAX_OPEN_IMAGES: usize = 64;
 
+/// Tensors one call may hold at once. Their bytes are bounded by the GPU grant; this bounds
+/// the host's table when a guest makes many empty ones.
+pub const MAX_TENSORS: usize = 4096;
+
 /// Largest region, in pixels, one `read-region` call may ask for. The host decodes the region
 /// into its own buffer before copying it into the guest, so this bounds host memory per call
 /// (3 bytes a pixel: 64 Mpx = 192 MiB). Plugins read large images region by region.

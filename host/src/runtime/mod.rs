@@ -14,11 +14,18 @@
 //! The sandbox: WASI with no preopened directories, no sockets, no environment, no arguments,
 //! stdin closed, and stdout/stderr captured into the log. Only the `cli`, `io` and `random` WASI
 //! interfaces are linked, so a component importing the filesystem, sockets or clocks is refused
-//! at load. Everything else a plugin sees comes through `tessera:plugin/data` and
-//! `tessera:plugin/host`, implemented in `bindings.rs`.
+//! at load. Everything else a plugin sees comes through `tessera:plugin/data`,
+//! `tessera:plugin/host` (both in `bindings.rs`) and `tessera:plugin/gpu` (`gpu_api.rs`).
+//!
+//! API versions: the linker holds the interfaces of every supported minor (0.1.0 and 0.2.0).
+//! Which world a component is instantiated as is decided at load from its imports: a component
+//! importing `tessera:plugin/*@0.1.0` runs through the 0.1.0 bindings, adapted in `compat.rs`;
+//! every other one through the current bindings.
 
 mod bindings;
 pub mod cache;
+mod compat;
+mod gpu_api;
 pub mod limits;
 mod output;
 
@@ -35,12 +42,13 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use bindings::{Algorithm, AlgorithmPre};
 pub use bindings::{
     Annotation, Geometry, Measurement, Param, ParamKind, ParamSpec, ParamValue, PluginError,
     PluginInfo, Point, Rect, RunRequest, RunResult,
 };
+use bindings::{v1, v2};
 use cache::ComponentCache;
+pub use gpu_api::GpuSource;
 use limits::*;
 use output::CapturedOutput;
 
@@ -100,6 +108,8 @@ pub struct PluginLimits {
     pub memory_bytes: u64,
     /// Longest time one `run` call may take.
     pub call_time: Duration,
+    /// Device memory its tensors may hold at once; 0 means no GPU access.
+    pub gpu_memory_bytes: u64,
 }
 
 impl PluginLimits {
@@ -110,6 +120,15 @@ impl PluginLimits {
                 .unwrap_or(DEFAULT_PLUGIN_MEMORY_BYTES)
                 .min(MAX_PLUGIN_MEMORY_BYTES),
             call_time: call_time.unwrap_or(DEFAULT_CALL_TIME).min(MAX_CALL_TIME),
+            gpu_memory_bytes: 0,
+        }
+    }
+
+    /// The same limits with a device memory grant, clamped to [`MAX_GPU_MEMORY_BYTES`].
+    pub fn with_gpu_memory(self, bytes: u64) -> Self {
+        PluginLimits {
+            gpu_memory_bytes: bytes.min(MAX_GPU_MEMORY_BYTES),
+            ..self
         }
     }
 }
@@ -208,9 +227,13 @@ pub struct PluginState {
     call: CallContext,
     open_images: usize,
     log_messages: usize,
+    gpu_source: Arc<GpuSource>,
+    gpu_grant: u64,
+    gpu_session: Option<crate::gpu::Session>,
+    tensors: usize,
 }
 
-impl bindings::tessera::plugin::algorithm_types::Host for PluginState {}
+impl v2::tessera::plugin::algorithm_types::Host for PluginState {}
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -227,6 +250,7 @@ pub struct Runtime {
     linker: Linker<PluginState>,
     cache: ComponentCache,
     stop_ticker: Arc<AtomicBool>,
+    gpu: Arc<GpuSource>,
 }
 
 impl Runtime {
@@ -243,7 +267,9 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         link_wasi(&mut linker).map_err(anyhow::Error::from)?;
-        Algorithm::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)
+        v2::Algorithm::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)?;
+        v1::Algorithm::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
 
         let cache = ComponentCache::new(cache_dir, &engine)?;
@@ -254,7 +280,20 @@ impl Runtime {
             linker,
             cache,
             stop_ticker,
+            gpu: Arc::new(GpuSource::new(crate::gpu::BackendChoice::from_env())),
         })
+    }
+
+    /// The same runtime with the kernels on `choice` instead of the [`crate::gpu::BACKEND_ENV`]
+    /// setting. Call it before loading plugins: they share the runtime's device.
+    pub fn with_gpu_backend(mut self, choice: crate::gpu::BackendChoice) -> Runtime {
+        self.gpu = Arc::new(GpuSource::new(Ok(choice)));
+        self
+    }
+
+    /// The device plugins' kernels run on, opened on first use.
+    pub fn gpu(&self) -> Result<Arc<crate::gpu::Gpu>, String> {
+        self.gpu.get()
     }
 
     /// The shared engine.
@@ -296,13 +335,18 @@ impl Runtime {
             reason: format!("{e:#}"),
         };
         let pre = self.linker.instantiate_pre(component).map_err(link_error)?;
-        let pre = AlgorithmPre::new(pre).map_err(link_error)?;
+        let pre = if imports_api_0_1(component, &self.engine) {
+            Pre::V1(v1::AlgorithmPre::new(pre).map_err(link_error)?)
+        } else {
+            Pre::V2(v2::AlgorithmPre::new(pre).map_err(link_error)?)
+        };
         Ok(LoadedPlugin {
             id: Arc::from(plugin_id),
             version: version.to_string(),
             digest: digest.to_string(),
             limits,
             pre,
+            gpu: self.gpu.clone(),
         })
     }
 }
@@ -397,13 +441,57 @@ fn link_wasi(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// Whether a component was built against plugin API 0.1.0: it imports an interface of
+/// `tessera:plugin@0.1.0`.
+fn imports_api_0_1(component: &Component, engine: &Engine) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("tessera:plugin/") && name.ends_with("@0.1.0"))
+}
+
+/// A component pre-linked as the world of the API version it was built against.
+enum Pre {
+    V1(v1::AlgorithmPre<PluginState>),
+    V2(v2::AlgorithmPre<PluginState>),
+}
+
+/// An instance of either world, answering in the current API's types.
+enum Instance {
+    V1(v1::Algorithm),
+    V2(v2::Algorithm),
+}
+
+impl Instance {
+    fn describe(&self, store: &mut Store<PluginState>) -> wasmtime::Result<PluginInfo> {
+        match self {
+            Instance::V1(a) => a.call_describe(store).map(compat::plugin_info),
+            Instance::V2(a) => a.call_describe(store),
+        }
+    }
+
+    fn run(
+        &self,
+        store: &mut Store<PluginState>,
+        request: &RunRequest,
+    ) -> wasmtime::Result<Result<RunResult, PluginError>> {
+        match self {
+            Instance::V1(a) => a
+                .call_run(store, &compat::run_request(request))
+                .map(compat::run_result),
+            Instance::V2(a) => a.call_run(store, request),
+        }
+    }
+}
+
 /// A compiled, pre-linked plugin, ready to instantiate per call.
 pub struct LoadedPlugin {
     id: Arc<str>,
     version: String,
     digest: String,
     limits: PluginLimits,
-    pre: AlgorithmPre<PluginState>,
+    pre: Pre,
+    gpu: Arc<GpuSource>,
 }
 
 impl LoadedPlugin {
@@ -427,13 +515,21 @@ impl LoadedPlugin {
         self.limits
     }
 
+    /// The plugin API version the component was built against, from its imports.
+    pub fn api(&self) -> &'static str {
+        match self.pre {
+            Pre::V1(_) => "0.1.0",
+            Pre::V2(_) => "0.2.0",
+        }
+    }
+
     /// Instantiates the plugin and asks for its name, version and parameters.
     pub fn describe(&self) -> Result<PluginInfo, RuntimeError> {
         self.call(
             CallContext::closed(),
             "describe",
             DESCRIBE_TIME,
-            |store, alg| alg.call_describe(store),
+            |store, alg| alg.describe(store),
         )
     }
 
@@ -455,7 +551,7 @@ impl LoadedPlugin {
             "run",
             self.limits.call_time,
             &mut peak,
-            |store, alg| alg.call_run(store, request),
+            |store, alg| alg.run(store, request),
         );
         (result.and_then(|r| self.plugin_error(r)), peak)
     }
@@ -489,7 +585,7 @@ impl LoadedPlugin {
         ctx: CallContext,
         export: &'static str,
         time: Duration,
-        f: impl FnOnce(&mut Store<PluginState>, &Algorithm) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<PluginState>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
         self.call_measured(ctx, export, time, &mut 0, f)
     }
@@ -501,7 +597,7 @@ impl LoadedPlugin {
         export: &'static str,
         time: Duration,
         peak: &mut u64,
-        f: impl FnOnce(&mut Store<PluginState>, &Algorithm) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<PluginState>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
         let span =
             tracing::debug_span!("plugin_call", plugin = %self.id, version = %self.version, export);
@@ -526,20 +622,29 @@ impl LoadedPlugin {
             call: ctx,
             open_images: 0,
             log_messages: 0,
+            gpu_source: self.gpu.clone(),
+            gpu_grant: self.limits.gpu_memory_bytes,
+            gpu_session: None,
+            tensors: 0,
         };
 
         // 2. A fresh store with the memory cap and the deadline set before instantiation.
-        let mut store = Store::new(self.pre.engine(), state);
+        let engine = match &self.pre {
+            Pre::V1(pre) => pre.engine(),
+            Pre::V2(pre) => pre.engine(),
+        };
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         let ticks = (time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
 
         // 3. Instantiate and call; the store is dropped whatever happens.
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|alg| f(&mut store, &alg));
+        let outcome = match &self.pre {
+            Pre::V1(pre) => pre.instantiate(&mut store).map(Instance::V1),
+            Pre::V2(pre) => pre.instantiate(&mut store).map(Instance::V2),
+        }
+        .and_then(|alg| f(&mut store, &alg));
         // Memories only grow, so their total at the end is the call's peak.
         *peak = store.data().limiter.memory_total as u64;
         output::forward_to_log(&self.id, "stdout", &stdout);

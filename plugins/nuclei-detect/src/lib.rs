@@ -9,13 +9,19 @@
 //! exact), so the plugin never holds the RGB pixels of a whole large image; the threshold and
 //! the labelling need the whole smoothed plane, which is kept at the finest pyramid level that
 //! fits [`MAX_ANALYSIS_PIXELS`].
+//!
+//! With `device` = `gpu` (or `auto` on a host with a GPU) the same steps run as the host's
+//! kernels ([`analyze_with_kernels`]): pixels go from the store to the device without passing
+//! through the plugin, and only the smoothed tiles and the per-nucleus numbers come back.
 
 pub mod pipeline;
 
 use pipeline::{NucleiOutcome, NucleiParams};
+use tessera_sdk::gpu::{Connectivity, DeviceChoice, Tensor};
+use tessera_sdk::ops::HED_FROM_RGB;
 use tessera_sdk::{
-    Algorithm, Annotation, Error, ImageSource, Input, Measurement, Output, ParamSpec, Rect, host,
-    paste,
+    Algorithm, Annotation, Error, Image, ImageSource, Input, Measurement, Output, ParamSpec, Rect,
+    host, paste,
 };
 
 /// Largest plane analysed at once; larger images are analysed at a coarser pyramid level.
@@ -88,6 +94,81 @@ pub fn analyze(
     })
 }
 
+/// [`analyze`] on the host's kernels: the same tiles, deconvolution and blur per tile on the
+/// device, then threshold, speck removal, labelling and measurements on the whole plane there.
+pub fn analyze_with_kernels(
+    image: &Image,
+    region: Option<Rect>,
+    params: &NucleiParams,
+    progress: &mut dyn FnMut(u64, u64) -> Result<(), Error>,
+) -> Result<Analysis, Error> {
+    let info = image.info();
+    let level = info.level_within(MAX_ANALYSIS_PIXELS);
+    let l = info.levels[level as usize];
+    let area = info.level_rect(level, region);
+    let (w, h) = (area.width as usize, area.height as usize);
+
+    // 1. Smoothed haematoxylin per tile. A plane that is one tile without margin stays on the
+    //    device; otherwise tiles come back and are pasted into one plane, as on the CPU path.
+    let margin = pipeline::blur_margin(params.sigma);
+    let tiles = Rect::tiles(area.width, area.height, TILE);
+    let total = tiles.len() as u64 + 1;
+    let mut whole: Option<Tensor> = None;
+    let mut plane = Vec::new();
+    for (i, tile) in tiles.iter().enumerate() {
+        let inner = Rect::new(area.x + tile.x, area.y + tile.y, tile.width, tile.height);
+        let outer = inner.expand(margin, l.width, l.height);
+        let rgb = Tensor::read_region(image, level, outer)?;
+        let smoothed = rgb
+            .color_deconvolution(&HED_FROM_RGB, 0)?
+            .gaussian_blur(params.sigma)?;
+        drop(rgb);
+        if tiles.len() == 1 && outer == inner {
+            whole = Some(smoothed);
+        } else {
+            if plane.is_empty() {
+                plane = vec![0f32; w * h];
+            }
+            let values = smoothed.download_f32()?;
+            let window = Rect::new(
+                inner.x - outer.x,
+                inner.y - outer.y,
+                tile.width,
+                tile.height,
+            );
+            let at = (tile.x as usize, tile.y as usize);
+            paste(&mut plane, w, at, &values, outer.width as usize, window);
+        }
+        progress(i as u64 + 1, total)?;
+    }
+    let smoothed = match whole {
+        Some(t) => t,
+        None => Tensor::upload_f32(area.width, area.height, &plane)?,
+    };
+    drop(plane);
+
+    // 2. Threshold, clean up, label, measure: all on the device.
+    let threshold = smoothed.otsu_threshold()?;
+    let mask = smoothed.threshold(threshold, true)?;
+    drop(smoothed);
+    let kept = mask.remove_small_objects(params.min_area, Connectivity::Four)?;
+    drop(mask);
+    let (labels, count) = kept.label_components(Connectivity::Eight)?;
+    let nuclei = labels.region_stats(count)?;
+    let foreground_pixels = nuclei.iter().map(|nucleus| nucleus.area).sum();
+    progress(total, total)?;
+    Ok(Analysis {
+        level,
+        downsample: l.downsample,
+        area,
+        outcome: NucleiOutcome {
+            threshold,
+            nuclei,
+            foreground_pixels,
+        },
+    })
+}
+
 impl Analysis {
     /// Annotations in level-0 coordinates and whole-image measurements.
     pub fn to_output(&self) -> Output {
@@ -141,6 +222,7 @@ impl Algorithm for NucleiDetect {
                 1,
                 1_000_000,
             ),
+            DeviceChoice::param(),
         ]
     }
 
@@ -154,7 +236,11 @@ impl Algorithm for NucleiDetect {
             host::progress(done, total);
             host::check_cancelled()
         };
-        let analysis = analyze(&input.image, input.region, &params, &mut report)?;
+        let analysis = if DeviceChoice::from_params(&input.params)?.use_kernels()? {
+            analyze_with_kernels(&input.image, input.region, &params, &mut report)?
+        } else {
+            analyze(&input.image, input.region, &params, &mut report)?
+        };
         Ok(analysis.to_output())
     }
 }

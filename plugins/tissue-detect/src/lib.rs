@@ -4,12 +4,17 @@
 //! everything darker than or equal to the threshold is tissue. The plugin reports the tissue
 //! fraction and one polygon per piece of tissue. It works at the finest pyramid level that fits
 //! [`MAX_ANALYSIS_PIXELS`]: tissue outlines need no more detail than that.
+//!
+//! With `device` = `gpu` (or `auto` on a host with a GPU), grey levels, threshold and mask come
+//! from the host's kernels ([`analyze_with_kernels`]); the outlines are traced in the plugin.
 
 pub mod pipeline;
 
 use pipeline::TissueOutcome;
+use tessera_sdk::gpu::{DeviceChoice, Tensor};
 use tessera_sdk::{
-    Algorithm, Annotation, Error, ImageSource, Input, Measurement, Output, Rect, host, paste,
+    Algorithm, Annotation, Error, Image, ImageSource, Input, Measurement, Output, ParamSpec, Rect,
+    host, paste,
 };
 
 /// Largest grey plane analysed at once; larger images are analysed at a coarser level.
@@ -65,6 +70,49 @@ pub fn analyze(
     })
 }
 
+/// [`analyze`] on the host's kernels: grey tiles on the device, then the Otsu threshold
+/// (histogram on the device) and the mask of the whole plane.
+pub fn analyze_with_kernels(
+    image: &Image,
+    region: Option<Rect>,
+    progress: &mut dyn FnMut(u64, u64) -> Result<(), Error>,
+) -> Result<Analysis, Error> {
+    let info = image.info();
+    let level = info.level_within(MAX_ANALYSIS_PIXELS);
+    let l = info.levels[level as usize];
+    let area = info.level_rect(level, region);
+    let (w, h) = (area.width as usize, area.height as usize);
+
+    let tiles = Rect::tiles(area.width, area.height, TILE);
+    let total = tiles.len() as u64 + 1;
+    let gray = if tiles.len() == 1 {
+        Tensor::read_region(image, level, area)?.grayscale()?
+    } else {
+        let mut plane = vec![0f32; w * h];
+        for (i, tile) in tiles.iter().enumerate() {
+            let abs = Rect::new(area.x + tile.x, area.y + tile.y, tile.width, tile.height);
+            let g = Tensor::read_region(image, level, abs)?
+                .grayscale()?
+                .download_f32()?;
+            let window = Rect::new(0, 0, tile.width, tile.height);
+            let at = (tile.x as usize, tile.y as usize);
+            paste(&mut plane, w, at, &g, tile.width as usize, window);
+            progress(i as u64 + 1, total)?;
+        }
+        Tensor::upload_f32(area.width, area.height, &plane)?
+    };
+    let threshold = gray.otsu_threshold()?;
+    let tissue = gray.threshold(threshold, false)?.download_mask()?;
+    let outcome = pipeline::from_mask(threshold, &tissue, w, h);
+    progress(total, total)?;
+    Ok(Analysis {
+        level,
+        downsample: l.downsample,
+        area,
+        outcome,
+    })
+}
+
 impl Analysis {
     /// Outlines in level-0 coordinates and the whole-image measurements.
     pub fn to_output(&self) -> Output {
@@ -93,12 +141,20 @@ impl Algorithm for TissueDetect {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Separates tissue from background glass";
 
+    fn params() -> Vec<ParamSpec> {
+        vec![DeviceChoice::param()]
+    }
+
     fn run(input: Input) -> Result<Output, Error> {
         let mut report = |done, total| {
             host::progress(done, total);
             host::check_cancelled()
         };
-        let analysis = analyze(&input.image, input.region, &mut report)?;
+        let analysis = if DeviceChoice::from_params(&input.params)?.use_kernels()? {
+            analyze_with_kernels(&input.image, input.region, &mut report)?
+        } else {
+            analyze(&input.image, input.region, &mut report)?
+        };
         Ok(analysis.to_output())
     }
 }

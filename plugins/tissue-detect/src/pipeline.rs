@@ -77,6 +77,22 @@ pub fn detect_gray(gray: &[f32], width: usize, height: usize) -> TissueOutcome {
     );
     let threshold = ops::otsu_threshold(gray);
     let tissue: Vec<bool> = gray.iter().map(|&value| value <= threshold).collect();
+    from_mask(threshold, &tissue, width, height)
+}
+
+/// Fraction and outlines of a tissue mask (`true` at or below `threshold`) computed elsewhere,
+/// e.g. by the host's kernels.
+///
+/// # Panics
+///
+/// When `tissue.len() != width * height`.
+pub fn from_mask(threshold: f32, tissue: &[bool], width: usize, height: usize) -> TissueOutcome {
+    assert_eq!(
+        tissue.len(),
+        width * height,
+        "mask of {} values is not {width} x {height}",
+        tissue.len()
+    );
     let tissue_pixels = tissue.iter().filter(|&&is_tissue| is_tissue).count();
     let fraction = if tissue.is_empty() {
         0.0
@@ -84,7 +100,7 @@ pub fn detect_gray(gray: &[f32], width: usize, height: usize) -> TissueOutcome {
         tissue_pixels as f64 / tissue.len() as f64
     };
     let outlines = ops::trace_outlines(
-        &tissue,
+        tissue,
         width,
         height,
         MIN_OUTLINE_AREA_PX,
