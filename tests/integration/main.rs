@@ -9,3 +9,4 @@ mod hostile;
 mod images;
 mod python_client;
 mod server;
+mod server_abuse;
