@@ -328,10 +328,17 @@ mod tests {
         let ok = br#"{"features":[{"type":"Feature","geometry":
             {"type":"Point","coordinates":[-1e9,1e9]}}],"type":"FeatureCollection"}"#;
         assert_eq!(parse_collection(ok).unwrap().len(), 1);
-        let err = parse_collection(br#"{"type":"FeatureCollection"}"#).err().unwrap();
+        let err = parse_collection(br#"{"type":"FeatureCollection"}"#)
+            .err()
+            .unwrap();
         assert_eq!(err, "features: missing or not an array");
-        let err = parse_collection(br#"{"type":"Feature","features":[]}"#).err().unwrap();
-        assert_eq!(err, r#"type: expected "FeatureCollection", found "Feature""#);
+        let err = parse_collection(br#"{"type":"Feature","features":[]}"#)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            r#"type: expected "FeatureCollection", found "Feature""#
+        );
         let err = parse_collection(b"[1]").err().unwrap();
         assert!(err.contains("a GeoJSON FeatureCollection object"), "{err}");
     }

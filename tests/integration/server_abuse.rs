@@ -202,7 +202,11 @@ fn a_client_that_never_finishes_its_headers_is_disconnected() {
 fn upload_names_with_hidden_characters_are_refused_and_downloads_name_files_safely() {
     let s = Setup::new();
     let png = std::fs::read(sample("skimage_ihc.png")).unwrap();
-    for name in ["invoice\u{202E}gnp.exe", "a\u{2028}b.png", "zero\u{200B}width.png"] {
+    for name in [
+        "invoice\u{202E}gnp.exe",
+        "a\u{2028}b.png",
+        "zero\u{200B}width.png",
+    ] {
         let r = s.upload(name, png.clone());
         assert_eq!(r.status(), 400, "{name:?}");
         assert!(message(r).contains("name:"), "{name:?}");
@@ -210,7 +214,10 @@ fn upload_names_with_hidden_characters_are_refused_and_downloads_name_files_safe
     let tiff = std::fs::read(sample("openslide_boxes_pyramid.tiff")).unwrap();
     let r = s.upload("résumé \"1\".tiff", tiff);
     assert!(r.status().is_success(), "{}", r.status());
-    let id = r.json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let id = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let r = s
         .req(
             reqwest::Method::GET,
@@ -291,7 +298,10 @@ fn a_huge_tiff_without_a_pyramid_is_refused_and_a_small_one_is_shown_whole() {
     // The same kind of file at a size that can be resampled is accepted and its overview works.
     let r = s.upload("small.tif", tiled_tiff_without_pyramid(4096, 3000));
     assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let id = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let thumb = s
         .req(
             reqwest::Method::GET,

@@ -17,8 +17,8 @@ use super::flat::{FlatImage, check_flat_size};
 use super::pixels::{self, PixelFormat};
 use super::tiff_scan::{self, MAX_TIFF_CHUNKS_TOTAL, MAX_TIFF_PAGES, Page};
 use super::{
-    ImageFormat, ImagingError, Limits, MAX_CHUNK_BYTES, MAX_FLAT_BYTES_PER_PIXEL, Opened, Pixels,
-    MAX_COARSEST_LEVEL_PIXELS, Rect, Subject,
+    ImageFormat, ImagingError, Limits, MAX_CHUNK_BYTES, MAX_COARSEST_LEVEL_PIXELS,
+    MAX_FLAT_BYTES_PER_PIXEL, Opened, Pixels, Rect, Subject,
 };
 
 /// Bytes of decoded RGB8 tiles kept per slide (64 MiB: about 1000 tiles of 256 × 256).

@@ -142,7 +142,9 @@ async fn list_sources(
     let p = caller.project(&state, &project, Access::Read)?;
     let (image, _) = find(&state, &p, &image)?;
     let collections = state.tessera.store().collections(&p.id, &image.id)?;
-    Ok(Json(collections.into_iter().map(Collection::from).collect()))
+    Ok(Json(
+        collections.into_iter().map(Collection::from).collect(),
+    ))
 }
 
 async fn write(

@@ -353,7 +353,9 @@ fn upload_name(name: Option<String>) -> ApiResult<String> {
     let name = name.unwrap_or_else(|| "upload".to_string());
     if name.is_empty()
         || name.len() > 255
-        || name.chars().any(|c| c == '/' || c == '\\' || hidden_char(c))
+        || name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || hidden_char(c))
     {
         return Err(ApiError::bad_request(
             "name: a file name of 1 to 255 characters without `/`, `\\`, control, \

@@ -385,7 +385,10 @@ mod tests {
         // What a non-finite width used to leave behind.
         store
             .collections
-            .insert("p/img-1/manual", br#"{"source":"manual","count":1,"max_width":null}"#.as_slice())
+            .insert(
+                "p/img-1/manual",
+                br#"{"source":"manual","count":1,"max_width":null}"#.as_slice(),
+            )
             .unwrap();
         assert!(store.collection("p", "img-1", "manual").is_err());
         let c = store

@@ -258,8 +258,14 @@ impl Store {
                 datasets.push((format!("{project}/{}", dataset.id), bytes));
             }
         }
-        let (change_key, change) =
-            self.change_entry(ChangeOp::Deleted, ChangeKind::Image, project, image, None, None)?;
+        let (change_key, change) = self.change_entry(
+            ChangeOp::Deleted,
+            ChangeKind::Image,
+            project,
+            image,
+            None,
+            None,
+        )?;
         (
             &self.members,
             &self.collections,
