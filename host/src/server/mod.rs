@@ -42,8 +42,9 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 16 << 30;
 /// Default `--workers`: runs executing at once.
 pub const DEFAULT_WORKERS: usize = 2;
 
-/// Largest JSON request body (annotations), 512 MiB: 200,000 polygons fit many times over.
-/// Uploads are not bound by it; they have [`ServerOptions::max_upload_bytes`].
+/// Largest JSON request body, 512 MiB. Annotation writes have the lower
+/// [`MAX_ANNOTATION_BODY`]; uploads are not bound by it, they have
+/// [`ServerOptions::max_upload_bytes`].
 pub const MAX_JSON_BODY: usize = 512 << 20;
 
 /// How long a client has to send a request's headers, counted from the connection's start or
