@@ -17,8 +17,8 @@ use super::flat::{FlatImage, check_flat_size};
 use super::pixels::{self, PixelFormat};
 use super::tiff_scan::{self, MAX_TIFF_CHUNKS_TOTAL, MAX_TIFF_PAGES, Page};
 use super::{
-    ImageFormat, ImagingError, Limits, MAX_CHUNK_BYTES, MAX_COARSEST_LEVEL_PIXELS,
-    MAX_FLAT_BYTES_PER_PIXEL, Opened, Pixels, Rect, Subject,
+    ImageFormat, ImagingError, Limits, MAX_CHUNK_BYTES, MAX_FLAT_BYTES_PER_PIXEL, Opened, Pixels,
+    Rect, Subject,
 };
 
 /// Bytes of decoded RGB8 tiles kept per slide (64 MiB: about 1000 tiles of 256 × 256).
@@ -97,20 +97,7 @@ pub(super) fn open(file: FileAt, limits: &Limits) -> Result<Opened, ImagingError
         levels.push(Level::new(page, format));
     }
 
-    let native: Vec<(u32, u32)> = levels.iter().map(|l| (l.width, l.height)).collect();
-    let coarsest = native
-        .iter()
-        .min_by_key(|&&(w, h)| u64::from(w) * u64::from(h));
-    if let Some(&(width, height)) = coarsest
-        && u64::from(width) * u64::from(height) > MAX_COARSEST_LEVEL_PIXELS
-    {
-        return Err(ImagingError::TooLarge {
-            subject: Subject::CoarsestLevel,
-            width: u64::from(width),
-            height: u64::from(height),
-            limit: MAX_COARSEST_LEVEL_PIXELS,
-        });
-    }
+    let native = levels.iter().map(|l| (l.width, l.height)).collect();
     let slide = TiffSlide {
         file,
         levels,
