@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::store::{BBox, StoredFeature};
@@ -49,9 +49,6 @@ pub fn parse_collection(bytes: &[u8]) -> Result<Vec<StoredFeature>, String> {
     let (kind, features) = match parsed {
         Ok(doc) => doc,
         Err(e) => {
-            if let Some(p) = problem.into_inner() {
-                return Err(p);
-            }
             return Err(format!(
                 "line {} column {}: {}",
                 e.line(),
@@ -69,11 +66,15 @@ pub fn parse_collection(bytes: &[u8]) -> Result<Vec<StoredFeature>, String> {
         }
         Some(None) | None => return Err("type: missing; expected \"FeatureCollection\"".into()),
     }
+    if let Some(p) = problem.into_inner() {
+        return Err(p);
+    }
     features.ok_or_else(|| "features: missing or not an array".into())
 }
 
-/// The top-level object: its `type` and its checked features. A problem with a feature is
-/// put in `problem` (the parser's own error only carries it out).
+/// The top-level object: its `type` and its checked features. The first problem with a
+/// feature is put in `problem`; it is reported after syntax errors and a wrong `type`, in
+/// the order a whole-document parse would find them.
 struct Doc<'a> {
     problem: &'a RefCell<Option<String>>,
 }
@@ -146,8 +147,11 @@ impl<'de> Visitor<'de> for Features<'_> {
             match stored {
                 Ok(s) => out.push(s),
                 Err(msg) => {
+                    // The first problem is the answer, unless the rest does not parse: read
+                    // on without keeping anything, as a syntax error is reported first.
                     *self.problem.borrow_mut() = Some(msg);
-                    return Err(de::Error::custom("invalid feature"));
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    return Ok(Vec::new());
                 }
             }
         }
@@ -289,7 +293,7 @@ mod tests {
             err,
             "features[1].geometry.coordinates[0]: a polygon ring needs at least 4 positions"
         );
-        let err = parse_collection(b"{\"type\": \"FeatureCollection\",\n \"features\": [,}")
+        let err = parse_collection(b"{\"type\": \"FeatureCollection\",\n \"features\": [1,}")
             .err()
             .unwrap();
         assert!(err.starts_with("line 2 column"), "{err}");
