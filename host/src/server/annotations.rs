@@ -21,8 +21,8 @@ use super::images::find;
 use crate::annotations::{RESULT_SOURCE_PREFIX, is_source, parse_bbox, parse_collection};
 use crate::store::{Access, CollectionRecord};
 
-/// Largest annotation request body, 128 MiB: about 1.5 million points or 200,000 detailed
-/// polygons. Larger sets are sent in several appends.
+/// Largest annotation request body, 128 MiB: 200,000 detailed polygons (the most features one
+/// request may carry) fit. Larger sets are sent in several appends.
 pub const MAX_ANNOTATION_BODY: usize = 128 << 20;
 
 pub fn routes() -> OpenApiRouter<AppState> {
