@@ -5,12 +5,22 @@
 //! the document, `features[17].geometry.coordinates[0]`, or the line and column for JSON that
 //! does not parse, and say what was expected.
 
+use std::cell::RefCell;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::store::{BBox, StoredFeature};
 
-/// Most features one request may carry.
-pub const MAX_FEATURES: usize = 2_000_000;
+/// Most features one request may carry. Storing a request costs the server about 5 KB of
+/// memory per feature at its peak (measured with points; most of it in the store's write), so
+/// this bounds one write to about 1 GB; larger sets are sent as several appends.
+pub const MAX_FEATURES: usize = 200_000;
+
+/// Largest absolute coordinate, in level-0 pixels: far beyond any slide, and small enough that
+/// bbox sizes and grid cells stay finite and exact.
+pub const MAX_COORDINATE: f64 = 1e9;
 
 /// Longest annotation source name.
 pub const MAX_SOURCE_LEN: usize = 64;
@@ -28,46 +38,134 @@ pub fn is_source(s: &str) -> bool {
 }
 
 /// Parses a FeatureCollection.
+///
+/// The document is read as a stream: each feature is parsed, checked and turned into its
+/// stored form before the next is read, so memory holds the request bytes, the stored
+/// features and one feature's tree, never a tree of the whole document.
 pub fn parse_collection(bytes: &[u8]) -> Result<Vec<StoredFeature>, String> {
-    let doc: Value = serde_json::from_slice(bytes).map_err(|e| {
-        format!(
-            "line {} column {}: {}",
-            e.line(),
-            e.column(),
-            strip_position(&e.to_string())
-        )
-    })?;
-    let Value::Object(doc) = doc else {
-        return Err("the document should be a GeoJSON FeatureCollection object".into());
+    let problem = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = Doc { problem: &problem }
+        .deserialize(&mut de)
+        .and_then(|doc| de.end().map(|()| doc));
+    let (kind, features) = match parsed {
+        Ok(doc) => doc,
+        Err(e) => {
+            return Err(format!(
+                "line {} column {}: {}",
+                e.line(),
+                e.column(),
+                strip_position(&e.to_string())
+            ));
+        }
     };
-    match doc.get("type").and_then(Value::as_str) {
-        Some("FeatureCollection") => {}
-        Some(other) => {
+    match kind.as_ref().map(|k| k.as_deref()) {
+        Some(Some("FeatureCollection")) => {}
+        Some(Some(other)) => {
             return Err(format!(
                 "type: expected \"FeatureCollection\", found \"{other}\""
             ));
         }
-        None => return Err("type: missing; expected \"FeatureCollection\"".into()),
+        Some(None) | None => return Err("type: missing; expected \"FeatureCollection\"".into()),
     }
-    let Some(Value::Array(features)) = doc.get("features") else {
-        return Err("features: missing or not an array".into());
-    };
-    if features.len() > MAX_FEATURES {
-        return Err(format!(
-            "features: {} features, more than the {MAX_FEATURES} one request may carry",
-            features.len()
-        ));
+    if let Some(p) = problem.into_inner() {
+        return Err(p);
     }
-    features
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let at = format!("features[{i}]");
-            let bbox = feature_bbox(f, &at)?;
-            let json = serde_json::to_vec(f).map_err(|e| format!("{at}: {e}"))?;
-            Ok(StoredFeature { bbox, json })
-        })
-        .collect()
+    features.ok_or_else(|| "features: missing or not an array".into())
+}
+
+/// The top-level object: its `type` and its checked features. The first problem with a
+/// feature is put in `problem`; it is reported after syntax errors and a wrong `type`, in
+/// the order a whole-document parse would find them.
+struct Doc<'a> {
+    problem: &'a RefCell<Option<String>>,
+}
+
+type DocParts = (Option<Option<String>>, Option<Vec<StoredFeature>>);
+
+impl<'de> DeserializeSeed<'de> for Doc<'_> {
+    type Value = DocParts;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<DocParts, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Doc<'_> {
+    type Value = DocParts;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a GeoJSON FeatureCollection object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DocParts, A::Error> {
+        let (mut kind, mut features) = (None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "type" => {
+                    kind = Some(match map.next_value::<Value>()? {
+                        Value::String(s) => Some(s),
+                        _ => None,
+                    });
+                }
+                "features" => {
+                    features = Some(map.next_value_seed(Features {
+                        problem: self.problem,
+                    })?);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok((kind, features))
+    }
+}
+
+struct Features<'a> {
+    problem: &'a RefCell<Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Features<'_> {
+    type Value = Vec<StoredFeature>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<StoredFeature>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Features<'_> {
+    type Value = Vec<StoredFeature>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("`features` to be an array of Feature objects")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<StoredFeature>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(f) = seq.next_element::<Value>()? {
+            let i = out.len();
+            let stored = if i >= MAX_FEATURES {
+                Err(format!(
+                    "features: more than the {MAX_FEATURES} features one request may carry"
+                ))
+            } else {
+                stored_feature(&f, i)
+            };
+            match stored {
+                Ok(s) => out.push(s),
+                Err(msg) => {
+                    // The first problem is the answer, unless the rest does not parse: read
+                    // on without keeping anything, as a syntax error is reported first.
+                    *self.problem.borrow_mut() = Some(msg);
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn stored_feature(f: &Value, i: usize) -> Result<StoredFeature, String> {
+    let at = format!("features[{i}]");
+    let bbox = feature_bbox(f, &at)?;
+    let json = serde_json::to_vec(f).map_err(|e| format!("{at}: {e}"))?;
+    Ok(StoredFeature { bbox, json })
 }
 
 fn strip_position(msg: &str) -> &str {
@@ -134,6 +232,11 @@ fn walk(v: &Value, depth: u32, kind: &str, at: &str, bbox: &mut BBox) -> Result<
         let xy: Vec<f64> = items.iter().filter_map(Value::as_f64).collect();
         if items.len() < 2 || items.len() > 3 || xy.len() != items.len() {
             return Err(format!("{at}: a position is [x, y] with 2 (or 3) numbers"));
+        }
+        if xy.iter().any(|v| v.abs() > MAX_COORDINATE) {
+            return Err(format!(
+                "{at}: coordinates must lie within -{MAX_COORDINATE} to {MAX_COORDINATE} pixels"
+            ));
         }
         bbox.x0 = bbox.x0.min(xy[0]);
         bbox.y0 = bbox.y0.min(xy[1]);
@@ -217,5 +320,32 @@ mod tests {
                 y1: 20.0
             }
         );
+    }
+
+    #[test]
+    fn coordinates_out_of_range_are_refused() {
+        let doc = br#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":
+            {"type":"LineString","coordinates":[[-1.7e308,0],[1.7e308,1]]}}]}"#;
+        let err = parse_collection(doc).err().unwrap();
+        assert!(
+            err.starts_with("features[0].geometry.coordinates[0]: coordinates must lie within"),
+            "{err}"
+        );
+        let ok = br#"{"features":[{"type":"Feature","geometry":
+            {"type":"Point","coordinates":[-1e9,1e9]}}],"type":"FeatureCollection"}"#;
+        assert_eq!(parse_collection(ok).unwrap().len(), 1);
+        let err = parse_collection(br#"{"type":"FeatureCollection"}"#)
+            .err()
+            .unwrap();
+        assert_eq!(err, "features: missing or not an array");
+        let err = parse_collection(br#"{"type":"Feature","features":[]}"#)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            r#"type: expected "FeatureCollection", found "Feature""#
+        );
+        let err = parse_collection(b"[1]").err().unwrap();
+        assert!(err.contains("a GeoJSON FeatureCollection object"), "{err}");
     }
 }

@@ -125,7 +125,8 @@ impl Tessera {
     /// Imports an image streamed from `reader` (an upload) into `project` as `name`. The bytes
     /// go to a temp file while they are hashed; the file is opened as a slide and only a
     /// readable one is moved into the blob store. A failing reader or an unreadable image
-    /// leaves nothing.
+    /// leaves nothing. A tiled image too large to show zoomed out (no pyramid, see
+    /// [`Slide::check_overview`]) is refused too.
     pub fn import_stream(
         &self,
         project: &str,
@@ -136,7 +137,7 @@ impl Tessera {
         let limits = &self.config.image_limits;
         let (digest, size_bytes, info) = self.store.put_blob_checked(reader, |tmp| {
             Slide::open(tmp, limits)
-                .map(|s| s.info().clone())
+                .and_then(|s| s.check_overview().map(|()| s.info().clone()))
                 .map_err(|cause| Error::Image {
                     path: name.to_string(),
                     cause,

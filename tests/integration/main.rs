@@ -12,3 +12,4 @@ mod images;
 mod packages;
 mod python_client;
 mod server;
+mod server_abuse;

@@ -18,6 +18,9 @@ pub enum Subject {
     FlatImage,
     /// One `read_region` request, checked against [`super::MAX_REGION_PIXELS`].
     Region,
+    /// The smallest level of a tiled image, checked against
+    /// [`super::MAX_COARSEST_LEVEL_PIXELS`].
+    CoarsestLevel,
 }
 
 impl Subject {
@@ -29,6 +32,10 @@ impl Subject {
                  convert it to a tiled pyramid tiff"
             }
             Subject::Region => "; hint: read it as several smaller regions",
+            Subject::CoarsestLevel => {
+                "; hint: the image has no pyramid of smaller levels to show it zoomed out, \
+                 convert it to a tiled pyramid tiff"
+            }
         }
     }
 }
@@ -39,6 +46,7 @@ impl fmt::Display for Subject {
             Subject::Image => "image",
             Subject::FlatImage => "flat image",
             Subject::Region => "region",
+            Subject::CoarsestLevel => "smallest level",
         })
     }
 }

@@ -69,6 +69,12 @@ pub const DEFAULT_MAX_PIXELS: u64 = 10_000_000_000;
 /// [`Limits::max_flat_pixels`].
 pub const MAX_FLAT_PIXELS: u64 = 16384 * 16384;
 
+/// Most pixels of the smallest stored level of a tiled image that [`Slide::check_overview`]
+/// accepts. Overviews and low zoom levels are resampled from that level, so a huge image
+/// without a pyramid (one level of billions of pixels) can never be shown whole; the server
+/// refuses such uploads. Level-0 reads (plugins) work on it, so opening it stays allowed.
+pub const MAX_COARSEST_LEVEL_PIXELS: u64 = 16384 * 16384;
+
 /// Most bytes per pixel a flat decoder may allocate (16-bit RGBA), on top of the RGB8 result.
 pub const MAX_FLAT_BYTES_PER_PIXEL: u64 = 8;
 
@@ -290,6 +296,42 @@ impl Slide {
     /// Format, size, levels and pixel size of the image.
     pub fn info(&self) -> &ImageInfo {
         &self.info
+    }
+
+    /// Refuses a tiled image whose smallest stored level holds more than
+    /// [`MAX_COARSEST_LEVEL_PIXELS`]: its thumbnail and low zoom levels cannot be built.
+    pub fn check_overview(&self) -> Result<(), ImagingError> {
+        if !matches!(self.pixels, Pixels::Tiff(_)) {
+            return Ok(());
+        }
+        let coarsest = self
+            .info
+            .levels
+            .iter()
+            .zip(&self.plans)
+            .filter(|(_, plan)| plan.factor == 1)
+            .map(|(level, _)| (u64::from(level.width), u64::from(level.height)))
+            .min_by_key(|&(w, h)| w * h);
+        match coarsest {
+            Some((width, height)) if width * height > MAX_COARSEST_LEVEL_PIXELS => {
+                Err(ImagingError::TooLarge {
+                    subject: Subject::CoarsestLevel,
+                    width,
+                    height,
+                    limit: MAX_COARSEST_LEVEL_PIXELS,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Bytes of pixels held in memory: the decoded image for PNG and JPEG, nothing for TIFF
+    /// (its tiles are read on demand).
+    pub fn resident_bytes(&self) -> u64 {
+        match self.pixels {
+            Pixels::Flat(_) => u64::from(self.info.width) * u64::from(self.info.height) * 3,
+            Pixels::Tiff(_) => 0,
+        }
     }
 
     /// Reads `rect`, given in the coordinates of `level`, as RGB8 row-major: width × height × 3

@@ -1,12 +1,16 @@
 //! Annotation collections of an image: GeoJSON in, GeoJSON out, bounding-box queries.
+//!
+//! A write carries at most [`MAX_ANNOTATION_BODY`] bytes and
+//! [`crate::annotations::MAX_FEATURES`] features; the body is parsed feature by feature (see
+//! [`parse_collection`]), so a request's memory stays a small multiple of its size.
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -17,6 +21,10 @@ use super::images::find;
 use crate::annotations::{RESULT_SOURCE_PREFIX, is_source, parse_bbox, parse_collection};
 use crate::store::{Access, CollectionRecord};
 
+/// Largest annotation request body, 128 MiB: 200,000 detailed polygons (the most features one
+/// request may carry) fit. Larger sets are sent in several appends.
+pub const MAX_ANNOTATION_BODY: usize = 128 << 20;
+
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(
@@ -26,6 +34,29 @@ pub fn routes() -> OpenApiRouter<AppState> {
             delete_annotations
         ))
         .routes(routes!(list_sources))
+        .layer(DefaultBodyLimit::max(MAX_ANNOTATION_BODY))
+}
+
+/// A collection as the API shows it (`docs/api.md`); the store's bookkeeping (widest
+/// feature, next sequence number) stays inside.
+#[derive(Serialize, ToSchema)]
+pub struct Collection {
+    /// The source: `manual`, a client's name, or `result:<run>`.
+    source: String,
+    /// How many features it holds.
+    count: u64,
+    /// Last change.
+    updated_at: String,
+}
+
+impl From<CollectionRecord> for Collection {
+    fn from(c: CollectionRecord) -> Collection {
+        Collection {
+            source: c.source,
+            count: c.count,
+            updated_at: c.updated_at,
+        }
+    }
 }
 
 /// The source when none is given.
@@ -102,15 +133,18 @@ async fn get_annotations(
 /// The annotation sources of an image.
 #[utoipa::path(get, path = "/api/projects/{project}/images/{image}/annotations/sources", tag = "annotations",
     params(("project" = String, Path), ("image" = String, Path)),
-    responses((status = 200, body = Vec<CollectionRecord>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Collection>), (status = 404, body = ErrorBody)))]
 async fn list_sources(
     State(state): State<AppState>,
     caller: Caller,
     Path((project, image)): Path<(String, String)>,
-) -> ApiResult<Json<Vec<CollectionRecord>>> {
+) -> ApiResult<Json<Vec<Collection>>> {
     let p = caller.project(&state, &project, Access::Read)?;
     let (image, _) = find(&state, &p, &image)?;
-    Ok(Json(state.tessera.store().collections(&p.id, &image.id)?))
+    let collections = state.tessera.store().collections(&p.id, &image.id)?;
+    Ok(Json(
+        collections.into_iter().map(Collection::from).collect(),
+    ))
 }
 
 async fn write(
@@ -121,7 +155,7 @@ async fn write(
     q: SourceQuery,
     body: Bytes,
     replace: bool,
-) -> ApiResult<Json<CollectionRecord>> {
+) -> ApiResult<Json<Collection>> {
     let p = caller.project(&state, &project, Access::Write)?;
     let (image, _) = find(&state, &p, &image)?;
     let source = source(&q, true)?;
@@ -133,14 +167,14 @@ async fn write(
             .put_features(&p.id, &image.id, &source, features, replace)?)
     })
     .await??;
-    Ok(Json(collection))
+    Ok(Json(collection.into()))
 }
 
 /// Appends the features of a GeoJSON FeatureCollection to a source.
 #[utoipa::path(post, path = "/api/projects/{project}/images/{image}/annotations", tag = "annotations",
     params(("project" = String, Path), ("image" = String, Path), SourceQuery),
     request_body(content = Object, content_type = "application/geo+json"),
-    responses((status = 200, body = CollectionRecord), (status = 400, body = ErrorBody),
+    responses((status = 200, body = Collection), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn post_annotations(
     State(state): State<AppState>,
@@ -148,7 +182,7 @@ async fn post_annotations(
     Path((project, image)): Path<(String, String)>,
     Query(q): Query<SourceQuery>,
     body: Bytes,
-) -> ApiResult<Json<CollectionRecord>> {
+) -> ApiResult<Json<Collection>> {
     write(state, caller, project, image, q, body, false).await
 }
 
@@ -156,7 +190,7 @@ async fn post_annotations(
 #[utoipa::path(put, path = "/api/projects/{project}/images/{image}/annotations", tag = "annotations",
     params(("project" = String, Path), ("image" = String, Path), SourceQuery),
     request_body(content = Object, content_type = "application/geo+json"),
-    responses((status = 200, body = CollectionRecord), (status = 400, body = ErrorBody),
+    responses((status = 200, body = Collection), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn put_annotations(
     State(state): State<AppState>,
@@ -164,7 +198,7 @@ async fn put_annotations(
     Path((project, image)): Path<(String, String)>,
     Query(q): Query<SourceQuery>,
     body: Bytes,
-) -> ApiResult<Json<CollectionRecord>> {
+) -> ApiResult<Json<Collection>> {
     write(state, caller, project, image, q, body, true).await
 }
 

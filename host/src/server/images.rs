@@ -42,8 +42,13 @@ pub const TILE_OVERLAP: u32 = 1;
 /// JPEG quality of tiles.
 const TILE_QUALITY: u8 = 85;
 
-/// Open slides kept for tile requests; the cache is emptied when it reaches this many.
+/// Most open slides kept for tile requests.
 const SLIDE_CACHE_ENTRIES: usize = 32;
+
+/// Most decoded pixel bytes (PNG and JPEG images) the slide cache keeps, 1 GiB. The least
+/// recently used slides are dropped first; one slide larger than this is still kept while it
+/// is the only one.
+pub const SLIDE_CACHE_BYTES: u64 = 1 << 30;
 
 /// Bytes of a refused upload still read (and dropped) before the answer, so that a client
 /// that is still sending sees the 413 rather than a reset connection.
@@ -53,25 +58,104 @@ const UPLOAD_DRAIN_BYTES: u64 = 8 << 20;
 const UPLOAD_CHANNEL_CHUNKS: usize = 16;
 
 /// Open slides by digest, so tiles do not reopen (and, for PNG or JPEG, redecode) the file.
+/// Bounded by [`SLIDE_CACHE_ENTRIES`] and [`SLIDE_CACHE_BYTES`], least recently used out
+/// first. Requests for a slide being opened wait for that opening instead of starting their
+/// own, so a burst of first tile requests decodes an image once.
 #[derive(Default)]
-pub struct SlideCache(Mutex<HashMap<String, Arc<Slide>>>);
+pub struct SlideCache(Mutex<CacheState>);
+
+#[derive(Default)]
+struct CacheState {
+    slots: HashMap<String, CacheSlot>,
+    /// Bumped at every lookup; a slot remembers when it was last used.
+    clock: u64,
+}
+
+struct CacheSlot {
+    slide: Arc<Mutex<Option<Arc<Slide>>>>,
+    bytes: u64,
+    used: u64,
+}
 
 impl SlideCache {
     fn get(&self, state: &AppState, image: &ImageRecord) -> Result<Arc<Slide>, ApiError> {
-        if let Some(s) = self.lock().get(&image.digest) {
-            return Ok(s.clone());
+        let cell = {
+            let mut cache = self.lock();
+            cache.clock += 1;
+            let now = cache.clock;
+            let slot = cache
+                .slots
+                .entry(image.digest.clone())
+                .or_insert_with(|| CacheSlot {
+                    slide: Arc::default(),
+                    bytes: 0,
+                    used: now,
+                });
+            slot.used = now;
+            slot.slide.clone()
+        };
+        // One opener per digest; the others wait here and find its slide.
+        let mut opened = cell.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slide) = opened.as_ref() {
+            return Ok(slide.clone());
         }
-        let slide = state.tessera.open_slide(image)?;
-        let mut map = self.lock();
-        if map.len() >= SLIDE_CACHE_ENTRIES {
-            map.clear();
+        let slide = match state.tessera.open_slide(image) {
+            Ok(slide) => slide,
+            Err(e) => {
+                drop(opened);
+                let mut cache = self.lock();
+                if cache
+                    .slots
+                    .get(&image.digest)
+                    .is_some_and(|s| Arc::ptr_eq(&s.slide, &cell))
+                {
+                    cache.slots.remove(&image.digest);
+                }
+                return Err(e.into());
+            }
+        };
+        *opened = Some(slide.clone());
+        drop(opened);
+        let mut cache = self.lock();
+        if let Some(slot) = cache.slots.get_mut(&image.digest) {
+            slot.bytes = slide.resident_bytes();
         }
-        map.insert(image.digest.clone(), slide.clone());
+        cache.evict(&image.digest);
         Ok(slide)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Slide>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl CacheState {
+    /// Drops least recently used slides other than `keep` until the bounds hold.
+    fn evict(&mut self, keep: &str) {
+        loop {
+            let bytes: u64 = self.slots.values().map(|s| s.bytes).sum();
+            if bytes <= SLIDE_CACHE_BYTES && self.slots.len() <= SLIDE_CACHE_ENTRIES {
+                return;
+            }
+            let oldest = self
+                .slots
+                .iter()
+                .filter(|(digest, _)| digest.as_str() != keep)
+                .min_by_key(|(_, s)| s.used)
+                .map(|(digest, _)| digest.clone());
+            match oldest {
+                Some(digest) => {
+                    self.slots.remove(&digest);
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Decoded bytes held.
+    #[cfg(test)]
+    fn bytes(&self) -> u64 {
+        self.slots.values().map(|s| s.bytes).sum()
     }
 }
 
@@ -271,13 +355,59 @@ fn upload_name(name: Option<String>) -> ApiResult<String> {
         || name.len() > 255
         || name
             .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control())
+            .any(|c| c == '/' || c == '\\' || hidden_char(c))
     {
         return Err(ApiError::bad_request(
-            "name: a file name of 1 to 255 characters without `/`, `\\` or control characters",
+            "name: a file name of 1 to 255 characters without `/`, `\\`, control, \
+             invisible formatting (such as bidirectional overrides) or line separator characters",
         ));
     }
     Ok(name)
+}
+
+/// Characters a file name must not hold because they are invisible or change how the text
+/// around them is shown: controls, bidirectional marks and overrides, zero-width characters,
+/// the soft hyphen, and the line and paragraph separators.
+fn hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// Bytes left as they are in an RFC 5987 `filename*` value: its `attr-char`s.
+const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `Content-Disposition` for downloading a file named `name` (RFC 6266): a plain ASCII
+/// `filename` for old clients and the exact name, percent-encoded UTF-8, as `filename*`.
+/// Names stored before upload names were checked as they are now may hold anything, so the
+/// ASCII form keeps only printable ASCII.
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let exact: String = name.chars().filter(|&c| !hidden_char(c)).collect();
+    format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        percent_encoding::utf8_percent_encode(&exact, ATTR_CHAR)
+    )
 }
 
 /// Reads upload chunks from the connection task; errors end the upload, and so does going
@@ -375,10 +505,7 @@ async fn download_image(
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        member.name.replace(['"', '\\'], "_")
-    );
+    let disposition = content_disposition(&member.name);
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
@@ -640,5 +767,35 @@ mod tests {
         assert_eq!(dzi_max_level(1000, 600), 10);
         assert_eq!(dzi_max_level(1024, 3), 10);
         assert_eq!(dzi_max_level(1025, 3), 11);
+    }
+
+    #[test]
+    fn the_slide_cache_drops_least_recently_used_slides_over_its_byte_budget() {
+        let mut cache = CacheState::default();
+        let mib = 1u64 << 20;
+        for (digest, bytes, used) in [("a", 600 * mib, 1), ("b", 300 * mib, 2), ("c", 0, 3)] {
+            cache.slots.insert(
+                digest.to_string(),
+                CacheSlot {
+                    slide: Arc::default(),
+                    bytes,
+                    used,
+                },
+            );
+        }
+        cache.evict("c");
+        assert_eq!(cache.slots.len(), 3, "within budget, nothing goes");
+        cache.slots.get_mut("a").unwrap().used = 4;
+        cache.slots.get_mut("c").unwrap().bytes = 400 * mib;
+        cache.evict("c");
+        // b is the least recently used now; dropping it is enough.
+        let mut left: Vec<&str> = cache.slots.keys().map(String::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["a", "c"]);
+        assert!(cache.bytes() <= SLIDE_CACHE_BYTES);
+        // A slide over the whole budget stays while it is the only one.
+        cache.slots.get_mut("c").unwrap().bytes = 2 * SLIDE_CACHE_BYTES;
+        cache.evict("c");
+        assert_eq!(cache.slots.keys().collect::<Vec<_>>(), ["c"]);
     }
 }

@@ -7,6 +7,8 @@
 //!   pixels, parses large GeoJSON or runs a plugin runs on blocking threads.
 //! - Every project route resolves the project through [`auth::Caller::project`], which answers
 //!   404 for projects the caller's teams have no grant on and 403 for writes with `read`.
+//! - [`serve`] runs HTTP/1.1 on hyper directly: at most [`MAX_CONNECTIONS`] connections, each
+//!   closed when its headers take longer than [`HEADER_READ_TIMEOUT`] (idle keep-alive too).
 
 mod annotations;
 mod auth;
@@ -17,6 +19,7 @@ mod runs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::DefaultBodyLimit;
@@ -29,6 +32,7 @@ use utoipa_axum::routes;
 
 use crate::Tessera;
 use crate::store::{ChangeRecord, UserRecord};
+pub use annotations::MAX_ANNOTATION_BODY;
 pub use auth::Caller;
 pub use error::{ApiError, ApiResult};
 
@@ -38,9 +42,18 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 16 << 30;
 /// Default `--workers`: runs executing at once.
 pub const DEFAULT_WORKERS: usize = 2;
 
-/// Largest JSON request body (annotations), 512 MiB: 200,000 polygons fit many times over.
-/// Uploads are not bound by it; they have [`ServerOptions::max_upload_bytes`].
+/// Largest JSON request body, 512 MiB. Annotation writes have the lower
+/// [`MAX_ANNOTATION_BODY`]; uploads are not bound by it, they have
+/// [`ServerOptions::max_upload_bytes`].
 pub const MAX_JSON_BODY: usize = 512 << 20;
+
+/// How long a client has to send a request's headers, counted from the connection's start or
+/// the end of the previous response: a connection that sends partial headers, or idles
+/// between requests, is closed after this.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Connections served at once; further clients wait in the listen backlog until one closes.
+pub const MAX_CONNECTIONS: usize = 512;
 
 /// Default and largest `limit` of the change feed.
 pub const CHANGES_DEFAULT_LIMIT: usize = 1000;
@@ -151,8 +164,31 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     on_listen(listener.local_addr()?);
-    axum::serve(listener, router(state)).await?;
-    Ok(())
+    let app = router(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let slot = slots.clone().acquire_owned().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: wait for connections to close.
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = http.serve_connection(io, service).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
 }
 
 // ---- small routes ----

@@ -64,7 +64,12 @@ fn collection_key(project: &str, image: &str, source: &str) -> String {
 
 impl Store {
     /// Stores `features` in the collection (project, image, source), replacing what it held
-    /// when `replace`, appending otherwise. Written in one batch.
+    /// when `replace`, appending otherwise. Written in one batch, under the store's annotation
+    /// lock so that concurrent appends never reuse sequence numbers or lose counts.
+    ///
+    /// Every bbox must be finite with a finite width and height (the HTTP layer bounds
+    /// coordinates to [`crate::annotations::MAX_COORDINATE`]); otherwise nothing is written.
+    /// A replace also overwrites an unreadable collection record.
     pub fn put_features(
         &self,
         project: &str,
@@ -73,11 +78,34 @@ impl Store {
         features: Vec<StoredFeature>,
         replace: bool,
     ) -> Result<CollectionRecord> {
-        let existing = self.collection(project, image, source)?;
-        let created = existing.is_none();
+        let _writes = self.annotation_lock();
+        let ckey = collection_key(project, image, source);
+        for (i, f) in features.iter().enumerate() {
+            let b = f.bbox;
+            if ![b.x0, b.y0, b.x1, b.y1, b.x1 - b.x0, b.y1 - b.y0]
+                .iter()
+                .all(|v| v.is_finite())
+            {
+                return Err(StoreError::Corrupt {
+                    kind: "feature",
+                    key: format!("{ckey} #{i}"),
+                    reason: format!("bbox {b:?} or its size is not finite"),
+                });
+            }
+        }
+        let present = self
+            .collections
+            .contains_key(ckey.as_bytes())
+            .map_err(|e| self.db_error(e))?;
+        let existing = if replace && present {
+            None
+        } else {
+            self.collection(project, image, source)?
+        };
+        let created = !present;
         let mut collection = match existing {
-            Some(c) if !replace => c,
-            _ => CollectionRecord {
+            Some(c) => c,
+            None => CollectionRecord {
                 source: source.to_string(),
                 count: 0,
                 max_width: 0.0,
@@ -87,7 +115,8 @@ impl Store {
             },
         };
         let mut batch = sled::Batch::default();
-        if replace {
+        // A new collection also clears rows a removed one may have left.
+        if replace || created {
             for key in self
                 .features
                 .scan_prefix(prefix(project, image, source))
@@ -238,9 +267,16 @@ impl Store {
         Ok(n)
     }
 
-    /// Deletes a collection; returns false if there was none.
+    /// Deletes a collection; returns false if there was none. Works on an unreadable
+    /// collection record too, so a damaged collection can always be removed.
     pub fn delete_features(&self, project: &str, image: &str, source: &str) -> Result<bool> {
-        if self.collection(project, image, source)?.is_none() {
+        let _writes = self.annotation_lock();
+        let ckey = collection_key(project, image, source);
+        if !self
+            .collections
+            .contains_key(ckey.as_bytes())
+            .map_err(|e| self.db_error(e))?
+        {
             return Ok(false);
         }
         let mut batch = sled::Batch::default();
@@ -255,7 +291,7 @@ impl Store {
             .apply_batch(batch)
             .map_err(|e| self.db_error(e))?;
         self.collections
-            .remove(collection_key(project, image, source).as_bytes())
+            .remove(ckey.as_bytes())
             .map_err(|e| self.db_error(e))?;
         self.record_change(
             ChangeOp::Deleted,
@@ -337,5 +373,81 @@ mod tests {
                 .unwrap(),
             0
         );
+    }
+
+    #[test]
+    fn an_unreadable_collection_record_can_still_be_replaced_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .put_features("p", "img-1", "manual", vec![point(1.0, 2.0)], true)
+            .unwrap();
+        // What a non-finite width used to leave behind.
+        store
+            .collections
+            .insert(
+                "p/img-1/manual",
+                br#"{"source":"manual","count":1,"max_width":null}"#.as_slice(),
+            )
+            .unwrap();
+        assert!(store.collection("p", "img-1", "manual").is_err());
+        let c = store
+            .put_features("p", "img-1", "manual", vec![point(5.0, 6.0)], true)
+            .unwrap();
+        assert_eq!(c.count, 1);
+        store
+            .collections
+            .insert("p/img-1/manual", b"{".as_slice())
+            .unwrap();
+        assert!(store.delete_features("p", "img-1", "manual").unwrap());
+        assert_eq!(store.features.len(), 0);
+        assert!(store.collections("p", "img-1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bbox_whose_size_overflows_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let wide = StoredFeature {
+            bbox: BBox {
+                x0: -1.7e308,
+                y0: 0.0,
+                x1: 1.7e308,
+                y1: 1.0,
+            },
+            json: b"{}".to_vec(),
+        };
+        let err = store
+            .put_features("p", "img-1", "manual", vec![point(0.0, 0.0), wide], true)
+            .unwrap_err();
+        assert!(err.to_string().contains("not finite"), "{err}");
+        assert!(store.collection("p", "img-1", "manual").unwrap().is_none());
+        assert_eq!(store.features.len(), 0);
+    }
+
+    #[test]
+    fn concurrent_appends_keep_every_feature() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let batch = |k: usize| (0..100).map(|i| point((k * 100 + i) as f64, 0.0)).collect();
+        store
+            .put_features("p", "img-1", "manual", batch(0), true)
+            .unwrap();
+        std::thread::scope(|s| {
+            for k in 1..=20 {
+                let store = &store;
+                s.spawn(move || {
+                    store
+                        .put_features("p", "img-1", "manual", batch(k), false)
+                        .unwrap()
+                });
+            }
+        });
+        let c = store.collection("p", "img-1", "manual").unwrap().unwrap();
+        assert_eq!((c.count, c.next_seq), (2100, 2100));
+        let n = store
+            .query_features("p", "img-1", "manual", None, |_| {})
+            .unwrap();
+        assert_eq!(n, 2100);
     }
 }

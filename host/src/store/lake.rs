@@ -22,6 +22,8 @@
 use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
+use sled::Transactional;
+use sled::transaction::TransactionError;
 
 use super::{
     ChangeKind, ChangeOp, ChangeRecord, DEFAULT_PROJECT, DEFAULT_TEAM, DatasetRecord, ImageRecord,
@@ -220,26 +222,43 @@ impl Store {
 
     /// Removes `image` from `project` with its annotations there and its place in datasets.
     /// The pixels stay until `gc`.
+    ///
+    /// Everything is read first and then written in one sled transaction (membership,
+    /// collection records, feature rows, datasets and the `deleted` change), so a failure at
+    /// any point leaves the image fully in place or fully removed. Collections are found by
+    /// key, so an unreadable collection record does not block the removal.
     pub fn remove_member(&self, project: &str, image: &str) -> Result<bool> {
+        let _writes = self.annotation_lock();
         let key = format!("{project}/{image}");
-        let removed = self
+        if !self
             .members
-            .remove(key.as_bytes())
+            .contains_key(key.as_bytes())
             .map_err(|e| self.db_error(e))?
-            .is_some();
-        if !removed {
+        {
             return Ok(false);
         }
-        for collection in self.collections(project, image)? {
-            self.delete_features(project, image, &collection.source)?;
-        }
+        let prefix = format!("{project}/{image}/");
+        let keys = |tree: &sled::Tree| -> Result<Vec<sled::IVec>> {
+            tree.scan_prefix(prefix.as_bytes())
+                .keys()
+                .map(|k| k.map_err(|e| self.db_error(e)))
+                .collect()
+        };
+        let collections = keys(&self.collections)?;
+        let features = keys(&self.features)?;
+        let mut datasets = Vec::new();
         for mut dataset in self.datasets(project)? {
             if dataset.images.iter().any(|i| i == image) {
                 dataset.images.retain(|i| i != image);
-                self.put_dataset(&dataset)?;
+                let bytes = serde_json::to_vec(&dataset).map_err(|e| StoreError::Corrupt {
+                    kind: "dataset",
+                    key: dataset.id.clone(),
+                    reason: e.to_string(),
+                })?;
+                datasets.push((format!("{project}/{}", dataset.id), bytes));
             }
         }
-        self.record_change(
+        let (change_key, change) = self.change_entry(
             ChangeOp::Deleted,
             ChangeKind::Image,
             project,
@@ -247,6 +266,32 @@ impl Store {
             None,
             None,
         )?;
+        (
+            &self.members,
+            &self.collections,
+            &self.features,
+            &self.datasets,
+            &self.changes,
+        )
+            .transaction(|(m, c, f, d, ch)| {
+                m.remove(key.as_bytes())?;
+                for k in &collections {
+                    c.remove(k)?;
+                }
+                for k in &features {
+                    f.remove(k)?;
+                }
+                for (k, v) in &datasets {
+                    d.insert(k.as_bytes(), v.as_slice())?;
+                }
+                ch.insert(&change_key, change.as_slice())?;
+                Ok(())
+            })
+            .map_err(|e: TransactionError<()>| match e {
+                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+                TransactionError::Storage(e) => self.db_error(e),
+            })?;
+        self.flush()?;
         Ok(true)
     }
 
@@ -326,6 +371,23 @@ impl Store {
         source: Option<&str>,
         result: Option<&str>,
     ) -> Result<()> {
+        let (key, bytes) = self.change_entry(op, kind, project, image, source, result)?;
+        self.changes
+            .insert(key, bytes)
+            .map_err(|e| self.db_error(e))?;
+        self.flush()
+    }
+
+    /// The key and value of a new change record, for callers that write it in a transaction.
+    pub(super) fn change_entry(
+        &self,
+        op: ChangeOp,
+        kind: ChangeKind,
+        project: &str,
+        image: &str,
+        source: Option<&str>,
+        result: Option<&str>,
+    ) -> Result<([u8; 8], Vec<u8>)> {
         let seq = self.db.generate_id().map_err(|e| self.db_error(e))?;
         let change = ChangeRecord {
             cursor: seq.to_string(),
@@ -342,10 +404,7 @@ impl Store {
             key: change.cursor.clone(),
             reason: e.to_string(),
         })?;
-        self.changes
-            .insert(seq.to_be_bytes(), bytes)
-            .map_err(|e| self.db_error(e))?;
-        self.flush()
+        Ok((seq.to_be_bytes(), bytes))
     }
 
     /// Changes after `since` for which `visible(project)` holds, at most `limit`, and the
@@ -470,5 +529,83 @@ mod tests {
         assert!(store.user_by_token(&first).unwrap().is_none());
         assert!(store.user_by_token(&second).unwrap().is_some());
         assert!(store.team("path").unwrap().is_some());
+    }
+
+    #[test]
+    fn removing_an_image_changes_everything_or_nothing() {
+        use crate::store::{BBox, StoredFeature};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let member = MemberRecord {
+            project: "p".into(),
+            image: "img-1".into(),
+            name: "a.png".into(),
+            added_at: "t".into(),
+        };
+        store.put(&store.members, "p/img-1", &member).unwrap();
+        let feature = || StoredFeature {
+            bbox: BBox {
+                x0: 1.0,
+                y0: 2.0,
+                x1: 3.0,
+                y1: 4.0,
+            },
+            json: b"{}".to_vec(),
+        };
+        store
+            .put_features("p", "img-1", "manual", vec![feature()], true)
+            .unwrap();
+        let feed = |store: &Store| store.changes_since(0, 1000, |_| true).unwrap().0;
+        let before = feed(&store).len();
+
+        // An unreadable dataset makes the removal fail before anything is changed.
+        store
+            .datasets
+            .insert("p/ds-1", b"{not json".as_slice())
+            .unwrap();
+        assert!(store.remove_member("p", "img-1").is_err());
+        assert!(store.member("p", "img-1").unwrap().is_some());
+        assert_eq!(store.collections("p", "img-1").unwrap().len(), 1);
+        let n = store
+            .query_features("p", "img-1", "manual", None, |_| {})
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(feed(&store).len(), before);
+
+        // Repaired, it removes the membership, every collection (an unreadable one too), the
+        // image's place in datasets, and records the change.
+        store
+            .put_dataset(&DatasetRecord {
+                id: "ds-1".into(),
+                project: "p".into(),
+                name: "d".into(),
+                images: vec!["img-1".into(), "img-2".into()],
+                created_at: "t".into(),
+            })
+            .unwrap();
+        store
+            .collections
+            .insert("p/img-1/broken", br#"{"max_width":null}"#.as_slice())
+            .unwrap();
+        assert!(store.remove_member("p", "img-1").unwrap());
+        assert!(store.member("p", "img-1").unwrap().is_none());
+        assert!(store.collections("p", "img-1").unwrap().is_empty());
+        assert_eq!(store.features.len(), 0);
+        let ds = store.dataset("p", "ds-1").unwrap().unwrap();
+        assert_eq!(ds.images, vec!["img-2".to_string()]);
+        let changes = feed(&store);
+        let last = changes.last().unwrap();
+        assert_eq!((last.op, last.kind), (ChangeOp::Deleted, ChangeKind::Image));
+        assert_eq!(last.image, "img-1");
+
+        // A collection created later starts empty, not with the old rows.
+        store.put(&store.members, "p/img-1", &member).unwrap();
+        store
+            .put_features("p", "img-1", "manual", vec![feature()], false)
+            .unwrap();
+        let n = store
+            .query_features("p", "img-1", "manual", None, |_| {})
+            .unwrap();
+        assert_eq!(n, 1);
     }
 }

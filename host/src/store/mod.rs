@@ -25,6 +25,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -94,6 +95,9 @@ pub struct Store {
     changes: sled::Tree,
     runs: sled::Tree,
     tmp_counter: AtomicU64,
+    /// Held by every write to annotation collections and by image removal, so that a
+    /// collection's read-modify-write (count, sequence numbers) never interleaves with another.
+    annotation_writes: Mutex<()>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -156,6 +160,7 @@ impl Store {
             runs: tree("runs")?,
             db,
             tmp_counter: AtomicU64::new(0),
+            annotation_writes: Mutex::new(()),
         };
         store.ensure_default_project()?;
         Ok(store)
@@ -350,6 +355,14 @@ impl Store {
                 decode(kind, &String::from_utf8_lossy(&key), &bytes)
             })
             .collect()
+    }
+
+    /// Serialises annotation writes (see the field). A panic while holding it leaves no
+    /// half-written state behind (writes are batches or transactions), so poisoning is ignored.
+    fn annotation_lock(&self) -> MutexGuard<'_, ()> {
+        self.annotation_writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn db_error(&self, cause: sled::Error) -> StoreError {
