@@ -56,7 +56,7 @@ fn a_scaffolded_plugin_builds_tests_packs_signs_installs_and_upgrades() {
 
     // 2. Build for wasm32-wasip2 with the API version, run it on a sample.
     let built = ok(tessera(&data, &krate, &["plugin", "build"]), "plugin build");
-    assert!(built.contains("for plugin API 0.1.0"), "{built}");
+    assert!(built.contains("for plugin API 0.2.0"), "{built}");
     let image = sample("skimage_ihc.png");
     let tested = ok(
         tessera(

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin_api;
 mod algorithms;
 mod authoring;
 mod cli;

@@ -21,7 +21,7 @@ fn hello_manifest() -> String {
 /// A package of hello-plugin's component (API section embedded) with `manifest`.
 fn package(manifest: &str) -> Package {
     let bytes = std::fs::read(component(HELLO)).expect("component");
-    let bytes = api_section::embed(&bytes, "0.1.0").expect("embed");
+    let bytes = api_section::embed(&bytes, "0.2.0").expect("embed");
     Package::new(
         manifest.to_string(),
         bytes,
@@ -144,7 +144,7 @@ fn a_component_altered_after_signing_is_refused_even_with_allow_unsigned() {
     pkg.sign(&secret).unwrap();
     // Another valid component under the same signature.
     let other = std::fs::read(component("tissue-detect")).unwrap();
-    pkg.component = api_section::embed(&other, "0.1.0").unwrap();
+    pkg.component = api_section::embed(&other, "0.2.0").unwrap();
     let path = write(dir.path(), "altered.tpkg", &pkg);
     let options = Options {
         allow_unsigned: true,
@@ -203,7 +203,7 @@ type RawEntry<'a> = (&'a str, u8, &'a [u8], Option<u64>);
 
 fn raw_package(dir: &Path, name: &str, extra: &[RawEntry<'_>]) -> PathBuf {
     let manifest = hello_manifest();
-    let wasm = api_section::embed(&std::fs::read(component(HELLO)).unwrap(), "0.1.0").unwrap();
+    let wasm = api_section::embed(&std::fs::read(component(HELLO)).unwrap(), "0.2.0").unwrap();
     let mut tar = Vec::new();
     raw_entry(&mut tar, "tessera.toml", b'0', manifest.as_bytes(), None);
     raw_entry(&mut tar, "plugin.wasm", b'0', &wasm, None);
@@ -265,7 +265,7 @@ fn bad_manifests_kinds_and_components_are_refused_and_nothing_is_installed() {
         std::fs::write(&path, tar).unwrap();
         path
     };
-    let hello = api_section::embed(&std::fs::read(component(HELLO)).unwrap(), "0.1.0").unwrap();
+    let hello = api_section::embed(&std::fs::read(component(HELLO)).unwrap(), "0.2.0").unwrap();
 
     let unknown = manifest.replace("[limits]", "[limits]\nmemory-mb = 5");
     let err = refused(
@@ -284,7 +284,7 @@ fn bad_manifests_kinds_and_components_are_refused_and_nothing_is_installed() {
     assert!(err.contains("limits.memory-mib is 999999"), "{err}");
 
     // A component that exports nothing (the smallest valid component).
-    let empty = api_section::embed(b"\0asm\x0d\0\x01\0", "0.1.0").unwrap();
+    let empty = api_section::embed(b"\0asm\x0d\0\x01\0", "0.2.0").unwrap();
     let err = refused(
         &lake,
         &with_manifest("c.tpkg", manifest.clone(), empty),
@@ -310,11 +310,11 @@ fn bad_manifests_kinds_and_components_are_refused_and_nothing_is_installed() {
         options,
     );
     assert!(
-        err.contains("built for plugin API 0.9.0, its manifest says 0.1.0"),
+        err.contains("built for plugin API 0.9.0, its manifest says 0.2.0"),
         "{err}"
     );
 
-    let newer = manifest.replace("api = \"0.1.0\"", "api = \"0.9.0\"");
+    let newer = manifest.replace("api = \"0.2.0\"", "api = \"0.9.0\"");
     let err = refused(
         &lake,
         &with_manifest("f.tpkg", newer, hello.clone()),
@@ -417,7 +417,7 @@ fn a_catalog_lists_packages_and_installs_an_entry_by_file_url() {
     assert_eq!(index.plugins.len(), 1);
     let entry = &index.plugins[0].versions[0];
     assert_eq!(entry.publisher_key.as_deref(), Some(secret.key_id.as_str()));
-    assert_eq!(entry.api, "0.1.0");
+    assert_eq!(entry.api, "0.2.0");
 
     let url = format!("file://{}", dir.path().display());
     assert_eq!(admin::search(&url, "BRIGHTNESS").unwrap().len(), 1);

@@ -13,7 +13,8 @@
 //! | `cpu` | plain Rust (`cpu.rs`), the SDK's own operations | always available; the reference of the tests |
 //!
 //! The setting is [`BACKEND_ENV`] (`auto`, `wgpu`, `cuda`, `cpu`); `auto` takes the first device
-//! backend that has an adapter and falls back to `cpu`, saying why in the log and in
+//! backend that has a hardware adapter (a software one such as lavapipe is slower than the CPU
+//! path, so `auto` skips it; `wgpu` still takes it) and falls back to `cpu`, saying why in the log and in
 //! `tessera gpu info`. Adding a runtime means: enable its cubecl feature, add a
 //! [`BackendKind`] and its `Device` constructor in [`Gpu::open`]; the kernels do not change.
 //!
@@ -148,6 +149,14 @@ impl Gpu {
             BackendChoice::Wgpu => open_wgpu()?,
             BackendChoice::Cuda => open_cuda()?,
             BackendChoice::Auto => match open_cuda().or_else(|_| open_wgpu()) {
+                // A software rasteriser is a CPU in disguise, slower than the plain-Rust path:
+                // `auto` means "a real GPU if there is one". Ask for `wgpu` to use it anyway.
+                Ok(Backend::Device { adapter, .. }) if is_software_adapter(&adapter) => {
+                    tracing::info!(%adapter, "only a software adapter; kernels run on the CPU");
+                    Backend::Cpu {
+                        why: format!("the only adapter, {adapter}, is software"),
+                    }
+                }
                 Ok(device) => device,
                 Err(e) => {
                     tracing::info!(error = %e, "no GPU adapter; kernels run on the CPU");
@@ -230,6 +239,14 @@ impl Gpu {
             used: Arc::default(),
         }
     }
+}
+
+/// Mesa's llvmpipe/lavapipe and Google's SwiftShader run shaders on the CPU.
+fn is_software_adapter(adapter: &str) -> bool {
+    let name = adapter.to_ascii_lowercase();
+    ["llvmpipe", "lavapipe", "swiftshader", "software"]
+        .iter()
+        .any(|s| name.contains(s))
 }
 
 fn open_wgpu() -> Result<Backend, GpuError> {

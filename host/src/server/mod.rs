@@ -14,6 +14,7 @@ mod annotations;
 mod auth;
 mod error;
 mod images;
+mod plugins;
 mod projects;
 mod runs;
 
@@ -132,6 +133,7 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(images::routes())
         .merge(annotations::routes())
         .merge(runs::routes())
+        .merge(plugins::routes())
         .split_for_parts()
 }
 
@@ -236,7 +238,7 @@ pub struct Plugin {
     parameters: Vec<serde_json::Value>,
 }
 
-/// Installed plugins.
+/// The app catalog: installed plugins that are enabled, with their parameter schemas.
 #[utoipa::path(get, path = "/api/plugins", tag = "plugins",
     responses((status = 200, body = Vec<Plugin>), (status = 401, body = error::ErrorBody)))]
 async fn list_plugins(
@@ -246,7 +248,9 @@ async fn list_plugins(
     let plugins = state.tessera.store().plugins()?;
     let out = plugins
         .into_iter()
+        .filter(|p| p.enabled)
         .map(|p| {
+            let data_scope = p.grant().data.to_string();
             let m = p.manifest;
             Plugin {
                 id: m.plugin.id,
@@ -256,7 +260,7 @@ async fn list_plugins(
                 api: m.plugin.api,
                 description: m.plugin.description,
                 digest: p.component_digest,
-                data_scope: m.grants.data.to_string(),
+                data_scope,
                 parameters: m
                     .parameters
                     .iter()
