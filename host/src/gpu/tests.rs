@@ -458,3 +458,22 @@ fn wrong_tensors_and_arguments_are_refused_with_a_reason() {
         "TESSERA_GPU_BACKEND=metal is not a backend; expected auto, wgpu, cuda or cpu"
     );
 }
+
+#[test]
+fn auto_takes_a_hardware_adapter_and_leaves_software_rasterisers_to_the_cpu_path() {
+    assert!(is_software_adapter(
+        "llvmpipe (LLVM 15.0.6, 256 bits) (wgpu<vulkan>)"
+    ));
+    assert!(is_software_adapter("SwiftShader Device (Subzero)"));
+    assert!(!is_software_adapter("NVIDIA H200 (wgpu<vulkan>)"));
+    assert!(!is_software_adapter("AMD Radeon Pro W7900"));
+    // On a machine whose only adapter is lavapipe, `auto` runs on the CPU and says why; `wgpu`
+    // still opens the adapter.
+    if let Some(device) = wgpu()
+        && is_software_adapter(&device.adapter())
+    {
+        let auto = Gpu::open(BackendChoice::Auto).unwrap();
+        assert_eq!(auto.kind(), BackendKind::Cpu);
+        assert!(auto.adapter().contains("is software"), "{}", auto.adapter());
+    }
+}
