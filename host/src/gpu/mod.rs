@@ -521,22 +521,25 @@ impl Session {
         }
     }
 
+    /// The element count of `shape`, when `given` values fill it exactly.
+    fn filled_len(shape: Shape, given: usize) -> Result<usize, GpuError> {
+        let n = Self::len_of(shape)?;
+        if given != n {
+            return Err(GpuError::Invalid(format!(
+                "{given} values do not fill a {}x{}x{} tensor of {n}",
+                shape.width, shape.height, shape.channels
+            )));
+        }
+        Ok(n)
+    }
+
     fn words_tensor(
         &self,
         shape: Shape,
         element: Element,
         words: Vec<u32>,
     ) -> Result<Tensor, GpuError> {
-        let n = Self::len_of(shape)?;
-        if words.len() != n {
-            return Err(GpuError::Invalid(format!(
-                "{} values do not fill a {}x{}x{} tensor of {n}",
-                words.len(),
-                shape.width,
-                shape.height,
-                shape.channels
-            )));
-        }
+        let n = Self::filled_len(shape, words.len())?;
         let lease = self.lease(n as u64 * 4)?;
         let data = match self.client() {
             Some(client) => Data::Device(client.create_from_slice(bytemuck::cast_slice(&words))),
@@ -551,16 +554,7 @@ impl Session {
     }
 
     fn floats_tensor(&self, shape: Shape, values: Vec<f32>) -> Result<Tensor, GpuError> {
-        let n = Self::len_of(shape)?;
-        if values.len() != n {
-            return Err(GpuError::Invalid(format!(
-                "{} values do not fill a {}x{}x{} tensor of {n}",
-                values.len(),
-                shape.width,
-                shape.height,
-                shape.channels
-            )));
-        }
+        let n = Self::filled_len(shape, values.len())?;
         let lease = self.lease(n as u64 * 4)?;
         let data = match self.client() {
             Some(client) => Data::Device(client.create_from_slice(bytemuck::cast_slice(&values))),
